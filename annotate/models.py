@@ -1,0 +1,209 @@
+"""The human side: projects, prompts, candidates, items, assignments and raw judgements."""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Project(models.Model):
+    class TaskType(models.TextChoices):
+        RANK = "rank", "Rank the candidates"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    task_type = models.CharField(max_length=20, choices=TaskType.choices, default=TaskType.RANK)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
+    overlap = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text="How many annotators judge each item.",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=900,
+        validators=[MinValueValidator(30)],
+        help_text="How long an item stays reserved for the annotator who opened it.",
+    )
+    current_model = models.ForeignKey(
+        "rlhf.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The policy that generates new candidates.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("annotate-project", args=[self.slug])
+
+
+class Prompt(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        EVAL = "eval", "Held-out"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, blank=True)
+    # A list of {"role": "system"|"user"|"assistant", "content": str}, ending with a user turn.
+    conversation = models.JSONField()
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    source = models.CharField(max_length=40, default="import")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=~Q(external_id=""),
+                name="prompt_unique_external_id",
+            )
+        ]
+
+    def __str__(self):
+        return self.external_id or f"prompt {self.pk}"
+
+    @property
+    def last_user_message(self):
+        for turn in reversed(self.conversation):
+            if turn["role"] == "user":
+                return turn["content"]
+        return ""
+
+
+class Candidate(models.Model):
+    class Origin(models.TextChoices):
+        MODEL = "model", "Model"
+        HUMAN = "human", "Human"
+        IMPORT = "import", "Import"
+        CORRECTION = "correction", "Correction"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    text = models.TextField()
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.IMPORT)
+    model_version = models.ForeignKey(
+        "rlhf.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"candidate {self.pk}"
+
+
+class Item(models.Model):
+    """One unit of work: a prompt with an ordered set of candidates, judged `overlap` times."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="items")
+    candidates = models.ManyToManyField(Candidate, related_name="items")
+    # Assignments still wanted (overlap minus active or submitted ones). Kept on the row so
+    # claiming the next item never counts judgements.
+    open_slots = models.PositiveSmallIntegerField(default=1)
+    judgement_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "open_slots", "id"], name="item_open_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_gte_0")
+        ]
+
+    def __str__(self):
+        return f"item {self.pk}"
+
+
+class Assignment(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUBMITTED = "submitted", "Submitted"
+        EXPIRED = "expired", "Expired"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    # Candidate ids in the order this annotator sees them (randomised per assignment).
+    shown_order = models.JSONField(default=list)
+    leased_until = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "annotator"], name="assignment_unique_annotator"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "leased_until"], name="assignment_lease_idx")]
+
+    def __str__(self):
+        return f"{self.annotator} on {self.item}"
+
+    @property
+    def lease_expired(self):
+        return self.leased_until <= timezone.now()
+
+    def renew(self, seconds):
+        self.leased_until = timezone.now() + timedelta(seconds=seconds)
+
+
+class Judgement(models.Model):
+    """A raw judgement, stored as given and never overwritten; training data derives from it."""
+
+    class Kind(models.TextChoices):
+        RANKING = "ranking", "Ranking"
+
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, related_name="judgement"
+    )
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="judgements")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgements"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RANKING)
+    # Groups of candidate ids, best first; candidates in one group are tied.
+    ranking = models.JSONField(default=list)
+    shown_order = models.JSONField(default=list)
+    comment = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    client_uuid = models.UUIDField(unique=True, default=uuid.uuid4)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"judgement {self.pk}"
+
+    def preference_pairs(self):
+        """Yield (chosen_id, rejected_id) for every pair ordered by the ranking; ties give none."""
+        for i, better in enumerate(self.ranking):
+            for worse in self.ranking[i + 1 :]:
+                for chosen in better:
+                    for rejected in worse:
+                        yield chosen, rejected

@@ -1,0 +1,222 @@
+import json
+import uuid
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from rlhf.models import RunMetric, TrainingRun
+
+from . import agreement, queue
+from .forms import ImportForm, ProjectForm
+from .importing import ImportRejected, import_file
+from .models import Assignment, Candidate, Item, Judgement, Project
+from .roles import ANNOTATOR, ENGINEER, MANAGER, role_required
+from .services import LeaseLost, SubmitError, preference_rows, submit_judgement
+
+
+@login_required
+def home(request):
+    projects = Project.objects.annotate(n_items=Count("items")).order_by("name")
+    return render(request, "annotate/home.html", {"projects": projects})
+
+
+@role_required(ENGINEER)
+def project_new(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = form.save(commit=False)
+        project.created_by = request.user
+        project.save()
+        messages.success(request, f"Project “{project.name}” created. Import prompts next.")
+        return redirect(project)
+    return render(request, "annotate/project_form.html", {"form": form})
+
+
+def _project_stats(project):
+    items = Item.objects.filter(project=project)
+    totals = items.aggregate(n=Count("id"), judged=Sum("judgement_count"))
+    wanted = (totals["n"] or 0) * project.overlap
+    judged = totals["judged"] or 0
+    return {
+        "prompts": project.prompts.count(),
+        "candidates": Candidate.objects.filter(prompt__project=project).count(),
+        "items": totals["n"] or 0,
+        "judgements": judged,
+        "wanted": wanted,
+        "percent": int(100 * min(judged, wanted) / wanted) if wanted else 0,
+        "complete_items": items.filter(judgement_count__gte=project.overlap).count(),
+    }
+
+
+@role_required(ENGINEER, MANAGER)
+def project_detail(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    return render(request, "annotate/project_detail.html", _project_context(project))
+
+
+def _project_context(project, import_form=None, import_errors=()):
+    return {
+        "project": project,
+        "stats": _project_stats(project),
+        "import_form": import_form or ImportForm(),
+        "import_errors": import_errors,
+        "runs": project.runs.select_related("output_model")[:10],
+        "jobs": project.generation_jobs.all()[:5],
+    }
+
+
+@role_required(ENGINEER)
+@require_POST
+def project_import(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    form = ImportForm(request.POST, request.FILES)
+    errors = []
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            result = import_file(project, upload.name, upload.read())
+        except ImportRejected as exc:
+            errors = exc.errors
+        else:
+            messages.success(
+                request,
+                f"Imported {result.prompts} prompts, {result.candidates} candidates, "
+                f"{result.items} items from {upload.name}.",
+            )
+            return redirect(project)
+    context = _project_context(project, form, errors)
+    return render(request, "annotate/project_detail.html", context, status=400)
+
+
+@role_required(ENGINEER, MANAGER)
+def project_export(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in preference_rows(project))
+    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-preferences.jsonl"'
+    return response
+
+
+def _work_context(request, project, assignment, notice=None):
+    context = {"project": project, "assignment": assignment, "notice": notice}
+    if assignment is not None:
+        by_id = {c.id: c for c in Candidate.objects.filter(id__in=assignment.shown_order)}
+        context["candidates"] = [by_id[cid] for cid in assignment.shown_order if cid in by_id]
+        context["conversation"] = assignment.item.prompt.conversation
+        context["client_uuid"] = uuid.uuid4()
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    context["done_today"] = Judgement.objects.filter(
+        annotator=request.user, item__project=project, created_at__gte=today
+    ).count()
+    context["left"] = Item.objects.filter(project=project, open_slots__gt=0).count()
+    return context
+
+
+@role_required(ANNOTATOR)
+def work(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    assignment = queue.claim_next(project, request.user)
+    template = "annotate/work.html"
+    if request.htmx:
+        template += "#workspace"
+    return render(request, template, _work_context(request, project, assignment))
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def submit(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    notice = None
+    try:
+        duration = int(request.POST.get("duration_ms") or 0) or None
+    except ValueError:
+        duration = None
+    try:
+        submit_judgement(
+            request.user,
+            request.POST.get("assignment"),
+            request.POST.get("ranking", ""),
+            request.POST.get("client_uuid", ""),
+            duration_ms=duration,
+            comment=request.POST.get("comment", ""),
+        )
+    except LeaseLost as exc:
+        notice = str(exc)
+    except SubmitError as exc:
+        # Keep the annotator on the same item with the reason; nothing is lost.
+        assignment = Assignment.objects.filter(
+            pk=request.POST.get("assignment") or 0, annotator=request.user,
+            status=Assignment.Status.ACTIVE,
+        ).first()
+        context = _work_context(request, project, assignment, notice=str(exc))
+        template = "annotate/work.html" + ("#workspace" if request.htmx else "")
+        return render(request, template, context, status=422 if not request.htmx else 200)
+    if not request.htmx:
+        if notice:
+            messages.warning(request, notice)
+        return redirect("annotate-work", slug=slug)
+    assignment = queue.claim_next(project, request.user)
+    context = _work_context(request, project, assignment, notice=notice)
+    return render(request, "annotate/work.html#workspace", context)
+
+
+@role_required(MANAGER, ENGINEER)
+def dashboard(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    since = timezone.now() - timedelta(days=30)
+    per_day = list(
+        Judgement.objects.filter(item__project=project, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    rankings = {}
+    for item_id, ranking in (
+        Judgement.objects.filter(item__project=project, item__judgement_count__gte=2)
+        .values_list("item_id", "ranking")
+        .iterator()
+    ):
+        rankings.setdefault(item_id, []).append(ranking)
+    pairwise, comparisons = agreement.pairwise_percent_agreement(rankings.values())
+    run = (
+        TrainingRun.objects.filter(project=project)
+        .exclude(status=TrainingRun.Status.QUEUED)
+        .order_by("-created_at")
+        .first()
+    )
+    curve = []
+    if run is not None:
+        curve = list(
+            RunMetric.objects.filter(run=run, name__in=["loss", "rewards/margins"])
+            .values("step", "name", "value")
+        )
+    per_annotator = (
+        Judgement.objects.filter(item__project=project)
+        .values("annotator__username")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+    )
+    context = {
+        "project": project,
+        "stats": _project_stats(project),
+        "per_day": [{"day": row["day"].isoformat(), "n": row["n"]} for row in per_day],
+        "pairwise": pairwise,
+        "comparisons": comparisons,
+        "items_multi": len(rankings),
+        "run": run,
+        "curve": curve,
+        "per_annotator": per_annotator,
+    }
+    return render(request, "dashboard/project.html", context)
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,106 @@
+from django import forms
+
+from .ml.config import DPO_LOSS_TYPES, DPORunConfig, SampleConfig
+from .models import ModelVersion
+
+
+class DPORunForm(forms.Form):
+    base_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        help_text="The policy to start from; its copy is the frozen reference model.",
+    )
+    learning_rate = forms.FloatField(
+        initial=DPORunConfig.learning_rate, min_value=1e-8, max_value=1.0,
+        help_text="Step size; 1e-6–1e-4 for real models, larger for the tiny demo model.",
+    )
+    beta = forms.FloatField(
+        initial=DPORunConfig.beta, min_value=1e-4, max_value=10.0,
+        help_text="How far the policy may move from the reference (higher = closer).",
+    )
+    loss_type = forms.ChoiceField(
+        choices=[(t, t) for t in DPO_LOSS_TYPES], initial=DPORunConfig.loss_type,
+        help_text="sigmoid is the original DPO loss; ipo is more robust to noisy labels.",
+    )
+    per_device_train_batch_size = forms.IntegerField(
+        label="Batch size", initial=DPORunConfig.per_device_train_batch_size,
+        min_value=1, max_value=512, help_text="Preference pairs per step.",
+    )
+    num_train_epochs = forms.FloatField(
+        label="Epochs", initial=DPORunConfig.num_train_epochs, min_value=0.01, max_value=100,
+        help_text="Passes over the training pairs (ignored when max steps is set).",
+    )
+    max_steps = forms.IntegerField(
+        initial=DPORunConfig.max_steps, min_value=-1, max_value=1_000_000,
+        help_text="Stop after this many steps; -1 trains for the epochs above.",
+    )
+    eval_fraction = forms.FloatField(
+        label="Held-out fraction", initial=DPORunConfig.eval_fraction,
+        min_value=0.0, max_value=0.5,
+        help_text="Share of prompts kept out of training for evaluation (split by prompt).",
+    )
+    seed = forms.IntegerField(initial=DPORunConfig.seed, min_value=0, max_value=2**31 - 1)
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].queryset = policy_versions(project)
+        if project is not None and project.current_model_id:
+            self.fields["base_model"].initial = project.current_model_id
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.config = DPORunConfig.from_dict(
+                {k: v for k, v in data.items() if k != "base_model"}
+            )
+            self.config.validate()
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+class GenerationForm(forms.Form):
+    model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.none())
+    num_candidates = forms.IntegerField(
+        label="Candidates per prompt", initial=2, min_value=2, max_value=8,
+        help_text="Each prompt becomes one new item with this many responses.",
+    )
+    max_prompts = forms.IntegerField(
+        initial=20, min_value=1, max_value=10_000,
+        help_text="Prompts with the fewest model answers go first.",
+    )
+    max_new_tokens = forms.IntegerField(initial=SampleConfig.max_new_tokens, min_value=1,
+                                        max_value=4096)
+    temperature = forms.FloatField(initial=SampleConfig.temperature, min_value=0.01,
+                                   max_value=5.0)
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model_version"].queryset = policy_versions(project)
+        if project is not None and project.current_model_id:
+            self.fields["model_version"].initial = project.current_model_id
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.config = SampleConfig(
+                num_candidates=data["num_candidates"],
+                max_new_tokens=data["max_new_tokens"],
+                temperature=data["temperature"],
+            )
+            self.config.validate()
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+def policy_versions(project):
+    from django.db.models import Q
+
+    qs = ModelVersion.objects.filter(kind=ModelVersion.Kind.POLICY)
+    if project is not None:
+        qs = qs.filter(Q(project=project) | Q(project__isnull=True))
+    return qs

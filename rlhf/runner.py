@@ -1,0 +1,180 @@
+"""What the worker does for a run or a generation job: load the row, call rlhf.ml, write back."""
+
+import logging
+import time
+import traceback
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotate.importing import create_item
+from annotate.models import Candidate, Prompt
+
+from .ml.config import DPORunConfig, SampleConfig
+from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
+
+log = logging.getLogger(__name__)
+
+# Reading the cancel flag every step costs a query; once a second is within one step anyway.
+CANCEL_POLL_SECONDS = 1.0
+
+
+def _claim(model, pk, queued, running, **extra):
+    """Move a QUEUED row to RUNNING under a row lock; None if it was not QUEUED (redelivery)."""
+    with transaction.atomic():
+        row = model.objects.select_for_update().filter(pk=pk).first()
+        if row is None or row.status != queued:
+            return None
+        row.status = running
+        for key, value in extra.items():
+            setattr(row, key, value)
+        row.save()
+        return row
+
+
+class RunReporter:
+    """Callbacks for rlhf.ml: store metrics, progress and heartbeat; read the cancel flag."""
+
+    def __init__(self, run_id):
+        self.run_id = run_id
+        self._last_poll = 0.0
+        self._cancel = False
+
+    def on_metrics(self, step, metrics):
+        rows = [RunMetric(run_id=self.run_id, step=step, name=k, value=float(v))
+                for k, v in metrics.items()]
+        RunMetric.objects.bulk_create(rows, ignore_conflicts=True)
+        TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+
+    def on_progress(self, step, total):
+        TrainingRun.objects.filter(pk=self.run_id).update(
+            progress_step=step, progress_total=total or 0, heartbeat_at=timezone.now()
+        )
+
+    def should_stop(self):
+        now = time.monotonic()
+        if not self._cancel and now - self._last_poll >= CANCEL_POLL_SECONDS:
+            self._last_poll = now
+            self._cancel = TrainingRun.objects.filter(
+                pk=self.run_id, cancel_requested=True
+            ).exists()
+        return self._cancel
+
+
+def _finish(run_id, status, **fields):
+    TrainingRun.objects.filter(pk=run_id).update(
+        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
+    )
+
+
+def execute_run(run_id):
+    """Train one run end to end; always leaves it SUCCEEDED, FAILED or CANCELLED."""
+    from .services import build_snapshot
+
+    now = timezone.now()
+    run = _claim(TrainingRun, run_id, TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING,
+                 started_at=now, heartbeat_at=now)
+    if run is None:
+        log.info("run %s is not queued; skipping (redelivered or cancelled)", run_id)
+        return
+    try:
+        config = DPORunConfig.from_dict(run.config)
+        config.validate()
+        snapshot, train_rows, eval_rows = build_snapshot(run.project, config.eval_fraction,
+                                                         config.seed)
+        TrainingRun.objects.filter(pk=run_id).update(snapshot=snapshot)
+        if not train_rows:
+            raise ValueError(
+                "No preference pairs to train on yet: annotate some items first "
+                f"({snapshot.rows} pairs in the project, {len(eval_rows)} held out)."
+            )
+        from .ml import dpo
+
+        output_dir = Path(settings.PREFLAB_MODELS_DIR) / "runs" / f"run-{run_id}"
+        reporter = RunReporter(run_id)
+        result = dpo.train(
+            config, train_rows, eval_rows,
+            model_path=run.base_model.source,
+            output_dir=str(output_dir),
+            on_metrics=reporter.on_metrics,
+            should_stop=reporter.should_stop,
+            on_progress=reporter.on_progress,
+        )
+        if result.stopped:
+            _finish(run_id, TrainingRun.Status.CANCELLED, eval_metrics=result.eval_metrics)
+            return
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                project=run.project,
+                name=f"{run.project.slug}-dpo-run{run_id}",
+                kind=ModelVersion.Kind.POLICY,
+                source=str(output_dir),
+                parent=run.base_model,
+                metrics=result.eval_metrics,
+            )
+            _finish(run_id, TrainingRun.Status.SUCCEEDED, output_model=version,
+                    eval_metrics=result.eval_metrics)
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        _finish(run_id, TrainingRun.Status.FAILED, error=f"{exc.__class__.__name__}: {exc}",
+                traceback=traceback.format_exc())
+
+
+def execute_generation(job_id):
+    """Generate candidates for the job's prompts and queue them as new items."""
+    job = _claim(GenerationJob, job_id, GenerationJob.Status.QUEUED, GenerationJob.Status.RUNNING)
+    if job is None:
+        log.info("generation %s is not queued; skipping", job_id)
+        return
+    try:
+        config = SampleConfig.from_dict(job.config)
+        prompts = list(Prompt.objects.filter(pk__in=job.prompt_ids).order_by("id"))
+        from .ml.generate import generate
+
+        def on_progress(done, total):
+            GenerationJob.objects.filter(pk=job_id).update(done=done, total=total)
+
+        def should_stop():
+            return GenerationJob.objects.filter(pk=job_id, status="cancelled").exists()
+
+        outputs = generate(
+            job.model_version.source, [p.conversation for p in prompts], config,
+            on_progress=on_progress, should_stop=should_stop,
+        )
+        created = 0
+        with transaction.atomic():
+            for prompt, texts in zip(prompts, outputs, strict=False):
+                candidates = Candidate.objects.bulk_create(
+                    [Candidate(prompt=prompt, text=t, origin=Candidate.Origin.MODEL,
+                               model_version=job.model_version) for t in texts]
+                )
+                created += len(candidates)
+                if len(candidates) >= 2:
+                    create_item(job.project, prompt, candidates)
+            GenerationJob.objects.filter(pk=job_id).update(candidates_created=created)
+        GenerationJob.objects.filter(pk=job_id).update(
+            status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now()
+        )
+    except Exception as exc:
+        log.exception("generation %s failed", job_id)
+        GenerationJob.objects.filter(pk=job_id).update(
+            status=GenerationJob.Status.FAILED, finished_at=timezone.now(),
+            error=f"{exc.__class__.__name__}: {exc}",
+        )
+
+
+def fail_stale_runs(max_age_seconds=None):
+    """Mark RUNNING runs whose heartbeat stopped (worker killed) as FAILED with the reason."""
+    max_age = max_age_seconds or settings.PREFLAB_HEARTBEAT_TIMEOUT
+    cutoff = timezone.now() - timedelta(seconds=max_age)
+    return TrainingRun.objects.filter(
+        status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff
+    ).update(
+        status=TrainingRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error=f"The worker stopped reporting for over {max_age} s (killed or lost); "
+        "launch the run again.",
+    )

@@ -1,0 +1,157 @@
+"""Writes that touch several models or enqueue work: launching runs and generation jobs."""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotate.models import Project
+from annotate.services import preference_rows
+
+from .ml.config import DPORunConfig, SampleConfig
+from .ml.data import split_by_prompt
+from .models import DatasetSnapshot, GenerationJob, ModelVersion, TrainingRun
+
+log = logging.getLogger(__name__)
+
+DEMO_BASE_NAME = "demo-base"
+
+
+class BrokerUnavailable(Exception):
+    """The task queue (Redis) could not be reached; nothing runs until it is back."""
+
+
+def _enqueue(task, obj_id, model, error_field="error"):
+    """Send the task; if the broker is down, mark the row FAILED and say so (never run inline)."""
+    try:
+        task.apply_async(args=[obj_id], retry=True)
+    except Exception as exc:  # kombu raises several connection error types
+        log.exception("could not enqueue %s(%s)", task.name, obj_id)
+        model.objects.filter(pk=obj_id, status="queued").update(
+            status="failed",
+            finished_at=timezone.now(),
+            **{error_field: f"The task queue is unreachable ({exc.__class__.__name__}: {exc}). "
+               "Start Redis and the worker, then launch again."},
+        )
+
+
+def launch_run(project: Project, config: DPORunConfig, base_model: ModelVersion, user=None):
+    """Validate, write a QUEUED run and enqueue it once the transaction commits."""
+    from . import tasks
+
+    config.validate()
+    run = TrainingRun.objects.create(
+        project=project,
+        method=TrainingRun.Method.DPO,
+        config=config.to_dict(),
+        base_model=base_model,
+        created_by=user,
+    )
+    transaction.on_commit(lambda: _enqueue(tasks.train, run.pk, TrainingRun))
+    return run
+
+
+def request_cancel(run: TrainingRun):
+    """Cancel a queued run at once; ask a running one to stop at its next step."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == TrainingRun.Status.QUEUED:
+            run.status = TrainingRun.Status.CANCELLED
+            run.finished_at = timezone.now()
+            run.cancel_requested = True
+            run.save(update_fields=["status", "finished_at", "cancel_requested"])
+        elif run.status == TrainingRun.Status.RUNNING:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested"])
+    return run
+
+
+def launch_generation(project, model_version, config: SampleConfig, prompt_ids, user=None):
+    """Write a QUEUED generation job for the given prompts and enqueue it after commit."""
+    from . import tasks
+
+    config.validate()
+    job = GenerationJob.objects.create(
+        project=project,
+        model_version=model_version,
+        prompt_ids=list(prompt_ids),
+        total=len(prompt_ids),
+        config=config.to_dict(),
+        created_by=user,
+    )
+    transaction.on_commit(lambda: _enqueue(tasks.generate, job.pk, GenerationJob))
+    return job
+
+
+def prompts_for_generation(project, limit):
+    """Pick train-split prompts with the fewest model candidates first."""
+    from django.db.models import Count, Q
+
+    return list(
+        project.prompts.filter(split="train")
+        .annotate(n_model=Count("candidates", filter=Q(candidates__origin="model")))
+        .order_by("n_model", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def build_snapshot(project, eval_fraction, seed):
+    """Freeze the project's preference pairs into a hashed JSONL file, split by prompt."""
+    rows = list(preference_rows(project))
+    train, held_out = split_by_prompt(rows, eval_fraction, seed)
+    lines = [json.dumps({**row, "split": "train"}, sort_keys=True) for row in train]
+    lines += [json.dumps({**row, "split": "eval"}, sort_keys=True) for row in held_out]
+    payload = ("\n".join(lines) + "\n").encode()
+    sha = hashlib.sha256(payload).hexdigest()
+    relative = Path("snapshots") / project.slug / f"{sha}.jsonl"
+    path = Path(settings.MEDIA_ROOT) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(payload)
+    snapshot = DatasetSnapshot.objects.create(
+        project=project,
+        kind=DatasetSnapshot.Kind.PREFERENCE,
+        path=str(relative),
+        sha256=sha,
+        rows=len(rows),
+        train_rows=len(train),
+        eval_rows=len(held_out),
+        filters={"eval_fraction": eval_fraction, "seed": seed},
+    )
+    return snapshot, train, held_out
+
+
+def base_model_source():
+    """Return what `from_pretrained` should load as the base policy."""
+    if settings.PREFLAB_BASE_MODEL:
+        return settings.PREFLAB_BASE_MODEL
+    return str(Path(settings.PREFLAB_MODELS_DIR) / DEMO_BASE_NAME)
+
+
+def ensure_base_model(project=None, data_file=None, base_config=None, progress=None):
+    """Register the base policy, building the tiny demo model first when none is configured."""
+    source = base_model_source()
+    if not settings.PREFLAB_BASE_MODEL:
+        from .ml.base_model import build_base_model, demo_conversations
+        from .ml.data import read_jsonl
+
+        data_file = data_file or Path(settings.BASE_DIR) / "demo" / "support_prompts.jsonl"
+        conversations = demo_conversations(read_jsonl(data_file))
+        kwargs = {"progress": progress}
+        if base_config is not None:
+            kwargs["config"] = base_config
+        build_base_model(conversations, source, **kwargs)
+    name = DEMO_BASE_NAME if not settings.PREFLAB_BASE_MODEL else Path(source).name or source
+    # The base model is shared by every project; each project points at its own current one.
+    version, _ = ModelVersion.objects.get_or_create(
+        project=None, source=source, kind=ModelVersion.Kind.POLICY, parent=None,
+        defaults={"name": name},
+    )
+    if project is not None and project.current_model_id is None:
+        project.current_model = version
+        project.save(update_fields=["current_model"])
+    return version

@@ -1,0 +1,98 @@
+from django.contrib import messages
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from annotate.models import Project
+from annotate.roles import ENGINEER, MANAGER, role_required
+
+from . import services
+from .forms import DPORunForm, GenerationForm
+from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
+
+CHART_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
+
+
+@role_required(ENGINEER, MANAGER)
+def runs(request):
+    context = {
+        "runs": TrainingRun.objects.select_related("project", "output_model")[:100],
+        "projects": Project.objects.all(),
+        "models": ModelVersion.objects.select_related("project", "parent")[:50],
+    }
+    return render(request, "rlhf/runs.html", context)
+
+
+@role_required(ENGINEER)
+def run_new(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    form = DPORunForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        run = services.launch_run(
+            project, form.config, form.cleaned_data["base_model"], user=request.user
+        )
+        return redirect(run)
+    return render(request, "rlhf/run_new.html", {"project": project, "form": form})
+
+
+@role_required(ENGINEER, MANAGER)
+def run_detail(request, pk):
+    run = get_object_or_404(
+        TrainingRun.objects.select_related("project", "base_model", "output_model", "snapshot"),
+        pk=pk,
+    )
+    template = "rlhf/run_detail.html"
+    if request.htmx:
+        template += "#status"
+    return render(request, template, {"run": run, "chart_metrics": CHART_METRICS})
+
+
+@role_required(ENGINEER, MANAGER)
+def run_metrics(request, pk):
+    """Return every metric as {name: [[step, value], ...]} for the live chart."""
+    run = get_object_or_404(TrainingRun, pk=pk)
+    series = {}
+    rows = RunMetric.objects.filter(run=run).values_list("name", "step", "value")
+    for name, step, value in rows.order_by("step"):
+        series.setdefault(name, []).append([step, value])
+    return JsonResponse({"status": run.status, "series": series, "finished": run.is_finished})
+
+
+@role_required(ENGINEER)
+@require_POST
+def run_cancel(request, pk):
+    run = services.request_cancel(get_object_or_404(TrainingRun, pk=pk))
+    if run.status == TrainingRun.Status.CANCELLED:
+        messages.info(request, "The run was cancelled before it started.")
+    elif run.cancel_requested and not run.is_finished:
+        messages.info(request, "Cancelling: the run stops at its next training step.")
+    if request.htmx:
+        return render(request, "rlhf/run_detail.html#status", {"run": run})
+    return redirect(run)
+
+
+@role_required(ENGINEER)
+def generation_new(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    form = GenerationForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        prompt_ids = services.prompts_for_generation(project, form.cleaned_data["max_prompts"])
+        if not prompt_ids:
+            form.add_error(None, "This project has no training prompts to generate for.")
+        else:
+            job = services.launch_generation(
+                project, form.cleaned_data["model_version"], form.config, prompt_ids,
+                user=request.user,
+            )
+            return redirect(job)
+    return render(request, "rlhf/generation_new.html", {"project": project, "form": form})
+
+
+@role_required(ENGINEER, MANAGER)
+def generation_detail(request, pk):
+    job = get_object_or_404(GenerationJob.objects.select_related("project", "model_version"),
+                            pk=pk)
+    template = "rlhf/generation_detail.html"
+    if request.htmx:
+        template += "#progress"
+    return render(request, template, {"job": job})

@@ -1,0 +1,93 @@
+"""Real processes for integration tests: a Celery worker sharing the test database."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_database_url():
+    """Return a DATABASE_URL that points a child process at the test database."""
+    params = connection.settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{params['NAME']}"
+    user = params.get("USER") or ""
+    password = f":{params['PASSWORD']}" if params.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = params.get("HOST") or "127.0.0.1"
+    port = f":{params['PORT']}" if params.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{params['NAME']}"
+
+
+def wait_for(predicate, timeout, interval=0.2, message="condition"):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+class CeleryWorker:
+    """`celery worker` as a child process on every preflab queue."""
+
+    def __init__(self, redis_url, log_path):
+        self.redis_url = redis_url
+        self.log_path = Path(log_path)
+        self.process = None
+
+    def __enter__(self):
+        from config.celery import app
+
+        # The test process publishes to the same broker the worker consumes from.
+        app.conf.broker_url = self.redis_url
+        queues = ",".join([settings.QUEUE_DEFAULT, settings.QUEUE_TRAINING,
+                           settings.QUEUE_GENERATION])
+        env = dict(
+            os.environ,
+            DATABASE_URL=test_database_url(),
+            REDIS_URL=self.redis_url,
+            HF_HUB_OFFLINE="1",
+            PYTHONUNBUFFERED="1",
+            PREFLAB_MODELS_DIR=str(settings.PREFLAB_MODELS_DIR),
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        )
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues,
+             "-c", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", "test@%h",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(self._ready, timeout=90, interval=0.3, message="the Celery worker to start")
+        except AssertionError:
+            self.__exit__(None, None, None)
+            raise AssertionError(f"worker did not start:\n{self.output()}") from None
+        return self
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.output()}")
+        return b" ready." in self.log_path.read_bytes()
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
