@@ -52,9 +52,13 @@ def tiny_model_dir():
 
 
 @pytest.fixture
-def celery_worker(transactional_db, redis_url, tmp_path):
+def celery_worker(transactional_db, redis_url, tmp_path, settings):
     """Run a real Celery worker process against the real Redis and this test's database."""
     from tests.services import CeleryWorker
 
+    settings.PREFLAB_MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"
     with CeleryWorker(redis_url, tmp_path / "worker.log") as worker:
         yield worker
+        # Shown by pytest only when the test failed.
+        print(f"--- worker log (tail) ---\n{worker.output()}")
