@@ -1,0 +1,55 @@
+"""The worker-side functions, called directly (the integration tests run them in a worker)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from rlhf import runner
+from rlhf.models import ModelVersion, TrainingRun
+
+
+@pytest.fixture
+def base(db):
+    return ModelVersion.objects.create(name="base", source="/models/base")
+
+
+@pytest.mark.parametrize("status", ["running", "succeeded", "failed", "cancelled"])
+def test_it_ignores_a_run_that_is_not_queued(project, base, status):
+    run = TrainingRun.objects.create(project=project, base_model=base, config={}, status=status)
+    runner.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == status and run.started_at is None
+
+
+def test_it_fails_a_run_without_preference_pairs_with_a_clear_error(project, base, settings,
+                                                                    tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    run = TrainingRun.objects.create(project=project, base_model=base,
+                                     config={"max_steps": 1})
+    runner.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "No preference pairs to train on yet" in run.error
+    assert run.snapshot is not None and run.snapshot.rows == 0
+
+
+def test_it_fails_a_run_with_a_bad_stored_config(project, base):
+    run = TrainingRun.objects.create(project=project, base_model=base, config={"beta": -1})
+    runner.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "beta" in run.error and run.traceback
+
+
+def test_it_fails_runs_whose_heartbeat_stopped(project, base):
+    stale = TrainingRun.objects.create(
+        project=project, base_model=base, config={}, status="running",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    fresh = TrainingRun.objects.create(project=project, base_model=base, config={},
+                                       status="running", heartbeat_at=timezone.now())
+    assert runner.fail_stale_runs(max_age_seconds=600) == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == "failed" and "stopped reporting" in stale.error
+    assert fresh.status == "running"
