@@ -7,6 +7,8 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.getenv("PREFLAB_VAR_DIR", BASE_DIR / "var"))
+# The SQLite database, models and uploads live here; a fresh clone has no var/ yet.
+(VAR_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
 
 
 def envstr(name, default=None):

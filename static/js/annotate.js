@@ -15,6 +15,8 @@
     const f = form();
     if (!f || f.dataset.ready) return;
     f.dataset.ready = "1";
+    // Make sure htmx owns the new form before a fast keypress can submit it natively.
+    if (window.htmx) htmx.process(f);
     const list = f.querySelector("#ranking");
     const shown = Array.from(f.querySelectorAll(".candidate")).map((el) => el.dataset.id);
     state = { form: f, list: list, shown: shown, picked: [], dragged: false, started: Date.now() };

@@ -11,6 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from config.devservices import PrivateRedis
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = (
         "Run the whole app for a demo: migrate, load the demo project and users, build the base "
@@ -25,6 +29,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"==> {text}"))
 
     def handle(self, addr, **options):
+        # Ctrl-C and `kill` both stop everything, even when started from a script that ignores
+        # SIGINT for background jobs.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         self.step("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
         self.step("Loading the demo project, users and base model (first run: about a minute)")
