@@ -1,18 +1,50 @@
 from django import forms
 
-from .models import Project
+from .models import JUDGEMENT_KINDS, Project
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 class ProjectForm(forms.ModelForm):
+    judgement_kinds = forms.MultipleChoiceField(
+        choices=list(JUDGEMENT_KINDS.items()), widget=forms.CheckboxSelectMultiple,
+        initial=["ranking"],
+        help_text="Pairwise applies to items of two candidates; larger items are ranked.",
+    )
+    rating_dimensions = forms.CharField(
+        required=False, initial="helpfulness, harmlessness, honesty",
+        help_text="Comma-separated rubric dimensions for ratings.",
+    )
+
     class Meta:
         model = Project
-        fields = ["name", "slug", "description", "guidelines", "overlap", "lease_seconds"]
+        fields = ["name", "slug", "description", "guidelines", "judgement_kinds",
+                  "rating_dimensions", "rating_scale", "overlap", "lease_seconds",
+                  "undo_seconds"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "guidelines": forms.Textarea(attrs={"rows": 8}),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["rating_dimensions"] = ", ".join(self.instance.rating_dimensions)
+
+    def clean_rating_dimensions(self):
+        raw = self.cleaned_data["rating_dimensions"]
+        dims = [d.strip().lower().replace(" ", "_") for d in raw.split(",") if d.strip()]
+        if len(set(dims)) != len(dims):
+            raise forms.ValidationError("Each dimension may appear once.")
+        if any(not d.replace("_", "").isalnum() for d in dims):
+            raise forms.ValidationError("Use letters, digits and spaces in dimension names.")
+        return dims
+
+    def clean(self):
+        data = super().clean()
+        if "rating" in data.get("judgement_kinds", []) and not data.get("rating_dimensions"):
+            self.add_error("rating_dimensions", "Ratings need at least one dimension.")
+        return data
 
 
 class ImportForm(forms.Form):

@@ -10,15 +10,51 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+JUDGEMENT_KINDS = {
+    "ranking": "Rank all candidates (ties allowed)",
+    "pairwise": "Compare two candidates: A, B, tie or both bad",
+    "rating": "Rate each candidate on the rubric",
+    "correction": "Correct a candidate by editing it",
+}
+DEFAULT_DIMENSIONS = ["helpfulness", "harmlessness", "honesty"]
+FLAGS = {
+    "unsafe": "Unsafe",
+    "pii": "Contains PII",
+    "off_topic": "Off-topic",
+    "unanswerable": "Prompt unanswerable",
+}
+SKIP_REASONS = {
+    "unsure": "Not sure / outside my expertise",
+    "broken": "Broken or unreadable item",
+    "too_long": "Too long to judge now",
+    "other": "Other",
+}
+
+
+def default_kinds():
+    return ["ranking"]
+
+
+def default_dimensions():
+    return list(DEFAULT_DIMENSIONS)
+
 
 class Project(models.Model):
-    class TaskType(models.TextChoices):
-        RANK = "rank", "Rank the candidates"
-
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
-    task_type = models.CharField(max_length=20, choices=TaskType.choices, default=TaskType.RANK)
+    judgement_kinds = models.JSONField(
+        default=default_kinds,
+        help_text="Any of: ranking, pairwise (items of two candidates), rating, correction.",
+    )
+    rating_dimensions = models.JSONField(default=default_dimensions, blank=True)
+    rating_scale = models.PositiveSmallIntegerField(
+        default=5, choices=[(5, "1–5"), (7, "1–7")], help_text="Likert scale for ratings."
+    )
+    undo_seconds = models.PositiveSmallIntegerField(
+        default=10, validators=[MaxValueValidator(600)],
+        help_text="How long an annotator may take back a submission.",
+    )
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
     overlap = models.PositiveSmallIntegerField(
         default=1,
@@ -51,6 +87,17 @@ class Project(models.Model):
 
     def get_absolute_url(self):
         return reverse("annotate-project", args=[self.slug])
+
+    def kinds_for(self, n_candidates):
+        """Return the judgement kinds an item with this many candidates asks for."""
+        kinds = [k for k in JUDGEMENT_KINDS if k in self.judgement_kinds]
+        if "pairwise" in kinds and n_candidates == 2:
+            kinds = [k for k in kinds if k != "ranking"]
+        elif "pairwise" in kinds:
+            kinds = [k for k in kinds if k != "pairwise"]
+            if "ranking" not in kinds and "rating" not in kinds:
+                kinds.insert(0, "ranking")
+        return kinds
 
 
 class Prompt(models.Model):
@@ -142,6 +189,7 @@ class Assignment(models.Model):
         ACTIVE = "active", "Active"
         SUBMITTED = "submitted", "Submitted"
         EXPIRED = "expired", "Expired"
+        SKIPPED = "skipped", "Skipped"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
     annotator = models.ForeignKey(
@@ -151,6 +199,7 @@ class Assignment(models.Model):
     # Candidate ids in the order this annotator sees them (randomised per assignment).
     shown_order = models.JSONField(default=list)
     leased_until = models.DateTimeField()
+    skip_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -173,37 +222,72 @@ class Assignment(models.Model):
 
 
 class Judgement(models.Model):
-    """A raw judgement, stored as given and never overwritten; training data derives from it."""
+    """A raw judgement, stored as given and never overwritten; training data derives from it.
+
+    An undo within the project's window marks it retracted (it stays in the table) and gives
+    the assignment back to the annotator.
+    """
 
     class Kind(models.TextChoices):
         RANKING = "ranking", "Ranking"
+        PAIRWISE = "pairwise", "Pairwise"
+        RATING = "rating", "Rating"
+        CORRECTION = "correction", "Correction"
 
-    assignment = models.OneToOneField(
-        Assignment, on_delete=models.PROTECT, related_name="judgement"
+    class Choice(models.TextChoices):
+        A = "a", "A is better"
+        B = "b", "B is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both bad"
+
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.PROTECT, related_name="judgements"
     )
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="judgements")
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgements"
     )
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RANKING)
-    # Groups of candidate ids, best first; candidates in one group are tied.
+    # The kinds this judgement answers, in the order the project asked for them.
+    kinds = models.JSONField(default=list)
+    # Groups of candidate ids, best first; candidates in one group are tied. Pairwise choices
+    # are stored here too (A better: [[a], [b]]; tie and both bad: [[a, b]]).
     ranking = models.JSONField(default=list)
+    pairwise_choice = models.CharField(max_length=10, choices=Choice.choices, blank=True)
+    # 1 = slightly better, 2 = much better; kept as a weight on the derived pair.
+    pairwise_strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    # {candidate id (str): {dimension: score}}
+    ratings = models.JSONField(default=dict, blank=True)
+    correction = models.ForeignKey(
+        Candidate, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The edited response, saved as a new candidate whose parent is the original.",
+    )
+    flags = models.JSONField(default=list, blank=True)
     shown_order = models.JSONField(default=list)
     comment = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     client_uuid = models.UUIDField(unique=True, default=uuid.uuid4)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    retracted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["assignment"], condition=Q(retracted_at__isnull=True),
+                name="judgement_one_live_per_assignment",
+            )
+        ]
 
     def __str__(self):
         return f"judgement {self.pk}"
 
     def preference_pairs(self):
-        """Yield (chosen_id, rejected_id) for every pair ordered by the ranking; ties give none."""
+        """Yield (chosen_id, rejected_id, weight) for every pair this judgement implies."""
+        weight = float(self.pairwise_strength or 1)
         for i, better in enumerate(self.ranking):
             for worse in self.ranking[i + 1 :]:
                 for chosen in better:
                     for rejected in worse:
-                        yield chosen, rejected
+                        yield chosen, rejected, weight
+        if self.correction_id:
+            yield self.correction_id, self.correction.parent_id, 1.0

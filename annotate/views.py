@@ -10,15 +10,24 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from django_htmx.http import reswap, retarget
 
 from rlhf.models import RunMetric, TrainingRun
 
 from . import agreement, queue
 from .forms import ImportForm, ProjectForm
 from .importing import ImportRejected, import_file
-from .models import Assignment, Candidate, Item, Judgement, Project
+from .models import FLAGS, SKIP_REASONS, Assignment, Candidate, Item, Judgement, Project
 from .roles import ANNOTATOR, ENGINEER, MANAGER, role_required
-from .services import LeaseLost, SubmitError, preference_rows, submit_judgement
+from .services import (
+    Answer,
+    LeaseLost,
+    SubmitError,
+    preference_rows,
+    skip_assignment,
+    submit_judgement,
+    undo_judgement,
+)
 
 
 @login_required
@@ -104,67 +113,130 @@ def project_export(request, slug):
     return response
 
 
-def _work_context(request, project, assignment, notice=None):
-    context = {"project": project, "assignment": assignment, "notice": notice}
+def _work_context(request, project, assignment, notice=None, undo=None):
+    context = {"project": project, "assignment": assignment, "notice": notice, "undo": undo}
     if assignment is not None:
         by_id = {c.id: c for c in Candidate.objects.filter(id__in=assignment.shown_order)}
-        context["candidates"] = [by_id[cid] for cid in assignment.shown_order if cid in by_id]
-        context["conversation"] = assignment.item.prompt.conversation
-        context["client_uuid"] = uuid.uuid4()
+        candidates = [by_id[cid] for cid in assignment.shown_order if cid in by_id]
+        context.update(
+            candidates=candidates,
+            kinds=project.kinds_for(len(candidates)),
+            conversation=assignment.item.prompt.conversation,
+            client_uuid=uuid.uuid4(),
+            scale=range(1, project.rating_scale + 1),
+            flags=FLAGS,
+            skip_reasons=SKIP_REASONS,
+        )
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     context["done_today"] = Judgement.objects.filter(
-        annotator=request.user, item__project=project, created_at__gte=today
+        annotator=request.user, item__project=project, created_at__gte=today,
+        retracted_at__isnull=True,
     ).count()
     context["left"] = Item.objects.filter(project=project, open_slots__gt=0).count()
     return context
 
 
+def _render_work(request, project, assignment, **extra):
+    template = "annotate/work.html" + ("#workspace" if request.htmx else "")
+    return render(request, template, _work_context(request, project, assignment, **extra))
+
+
 @role_required(ANNOTATOR)
 def work(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    assignment = queue.claim_next(project, request.user)
-    template = "annotate/work.html"
+    return _render_work(request, project, queue.claim_next(project, request.user))
+
+
+def _answer_from(post):
+    """Read the submitted judgement fields; malformed numbers become SubmitError."""
+    ratings = {}
+    try:
+        for key, value in post.items():
+            if key.startswith("rating-") and value:
+                _, cid, dimension = key.split("-", 2)
+                ratings.setdefault(cid, {})[dimension] = int(value)
+        strength = int(post["strength"]) if post.get("strength") else None
+        correction_of = int(post["correction_of"]) if post.get("correction_of") else None
+    except ValueError:
+        raise SubmitError("A rating or strength is not a number.") from None
+    return Answer(
+        ranking=post.get("ranking", ""),
+        pairwise_choice=post.get("choice", ""),
+        pairwise_strength=strength,
+        ratings=ratings,
+        correction_of=correction_of,
+        correction=post.get("correction", ""),
+        flags=post.getlist("flags"),
+        comment=post.get("comment", ""),
+    )
+
+
+def _error(request, project, message):
+    """Show why a submit failed without replacing the form, so nothing typed is lost."""
     if request.htmx:
-        template += "#workspace"
-    return render(request, template, _work_context(request, project, assignment))
+        response = HttpResponse(message, content_type="text/plain; charset=utf-8")
+        return retarget(reswap(response, "innerHTML"), "#submit-error")
+    assignment = Assignment.objects.filter(
+        pk=request.POST.get("assignment") or 0, annotator=request.user,
+        status=Assignment.Status.ACTIVE,
+    ).first()
+    context = _work_context(request, project, assignment, notice=message)
+    return render(request, "annotate/work.html", context, status=422)
 
 
 @role_required(ANNOTATOR)
 @require_POST
 def submit(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    notice = None
+    notice = undo = None
     try:
         duration = int(request.POST.get("duration_ms") or 0) or None
     except ValueError:
         duration = None
     try:
-        submit_judgement(
-            request.user,
-            request.POST.get("assignment"),
-            request.POST.get("ranking", ""),
-            request.POST.get("client_uuid", ""),
-            duration_ms=duration,
-            comment=request.POST.get("comment", ""),
+        undo, _ = submit_judgement(
+            request.user, request.POST.get("assignment"), _answer_from(request.POST),
+            request.POST.get("client_uuid", ""), duration_ms=duration,
         )
     except LeaseLost as exc:
         notice = str(exc)
     except SubmitError as exc:
-        # Keep the annotator on the same item with the reason; nothing is lost.
-        assignment = Assignment.objects.filter(
-            pk=request.POST.get("assignment") or 0, annotator=request.user,
-            status=Assignment.Status.ACTIVE,
-        ).first()
-        context = _work_context(request, project, assignment, notice=str(exc))
-        template = "annotate/work.html" + ("#workspace" if request.htmx else "")
-        return render(request, template, context, status=422 if not request.htmx else 200)
+        return _error(request, project, str(exc))
     if not request.htmx:
         if notice:
             messages.warning(request, notice)
         return redirect("annotate-work", slug=slug)
-    assignment = queue.claim_next(project, request.user)
-    context = _work_context(request, project, assignment, notice=notice)
-    return render(request, "annotate/work.html#workspace", context)
+    return _render_work(request, project, queue.claim_next(project, request.user),
+                        notice=notice, undo=undo)
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def undo(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    try:
+        assignment = undo_judgement(request.user, request.POST.get("judgement") or 0)
+    except SubmitError as exc:
+        return _render_work(request, project, queue.claim_next(project, request.user),
+                            notice=str(exc))
+    return _render_work(request, project, assignment,
+                        notice="Submission taken back: judge this item again.")
+
+
+@role_required(ANNOTATOR)
+@require_POST
+def skip(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    key, text = request.POST.get("reason", ""), request.POST.get("reason_text", "").strip()
+    reason = text if key == "other" else SKIP_REASONS.get(key, text)
+    try:
+        skip_assignment(request.user, request.POST.get("assignment") or 0, reason)
+    except SubmitError as exc:
+        return _error(request, project, str(exc))
+    if not request.htmx:
+        return redirect("annotate-work", slug=slug)
+    return _render_work(request, project, queue.claim_next(project, request.user),
+                        notice="Skipped: the item went back to the pool for others.")
 
 
 @role_required(MANAGER, ENGINEER)
@@ -180,7 +252,8 @@ def dashboard(request, slug):
     )
     rankings = {}
     for item_id, ranking in (
-        Judgement.objects.filter(item__project=project, item__judgement_count__gte=2)
+        Judgement.objects.filter(item__project=project, item__judgement_count__gte=2,
+                                 retracted_at__isnull=True)
         .values_list("item_id", "ranking")
         .iterator()
     ):

@@ -101,9 +101,11 @@ def test_it_refuses_an_incomplete_ranking_and_keeps_the_item(client, annotator, 
         {"assignment": a.pk, "ranking": str(a.shown_order[0]), "client_uuid": str(uuid.uuid4())},
         **HTMX,
     )
-    assert "Rank every response" in response.content.decode()
-    assert f'data-item="{a.item_id}"' in response.content.decode()
+    # Only the error is swapped in: the form, and whatever was typed in it, stays.
+    assert response.content.decode() == "Rank every response shown before submitting."
+    assert response["HX-Retarget"] == "#submit-error"
     assert not Judgement.objects.exists()
+    Assignment.objects.get(pk=a.pk, status="active")
 
 
 def test_it_says_so_when_the_lease_was_lost(client, annotator, project):
@@ -160,4 +162,5 @@ def test_it_refuses_another_users_assignment(project):
 
 def test_it_derives_pairs_from_ties():
     judgement = Judgement(ranking=[[1], [2, 3], [4]])
-    assert sorted(judgement.preference_pairs()) == [(1, 2), (1, 3), (1, 4), (2, 4), (3, 4)]
+    pairs = sorted(judgement.preference_pairs())
+    assert pairs == [(1, 2, 1.0), (1, 3, 1.0), (1, 4, 1.0), (2, 4, 1.0), (3, 4, 1.0)]

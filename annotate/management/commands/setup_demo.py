@@ -37,6 +37,7 @@ class Command(BaseCommand):
                     "name": meta["name"],
                     "description": meta.get("description", ""),
                     "overlap": meta.get("overlap", 1),
+                    "judgement_kinds": meta.get("judgement_kinds", ["ranking"]),
                     "lease_seconds": meta.get("lease_seconds", 900),
                     "guidelines": (demo / "guidelines.md").read_text(),
                 },
