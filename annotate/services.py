@@ -57,7 +57,8 @@ def _validate(project, assignment, answer):
     """Return the model fields for a judgement, or raise SubmitError saying what is missing."""
     shown = assignment.shown_order
     kinds = project.kinds_for(len(shown))
-    fields = {"kinds": kinds, "ranking": [], "ratings": {}}
+    # A correction is optional: the kind is recorded only when one is made.
+    fields = {"kinds": [k for k in kinds if k != "correction"], "ranking": [], "ratings": {}}
     if "ranking" in kinds:
         fields["ranking"] = parse_ranking(answer.ranking, shown)
     if "pairwise" in kinds:
