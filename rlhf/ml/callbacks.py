@@ -1,0 +1,67 @@
+"""Trainer callback that forwards metrics and progress and lets a caller cancel training."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MetricsFn = Callable[[int, dict[str, float]], None]
+StopFn = Callable[[], Any]
+ProgressFn = Callable[[int, int], None]
+
+
+def numeric_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
+    """Keep only finite numeric values of a trainer log dict, as floats."""
+    metrics: dict[str, float] = {}
+    for name, value in logs.items():
+        if isinstance(value, bool):
+            continue
+        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+            value = value.item()  # 0-d tensors / numpy scalars
+        if not isinstance(value, int | float):
+            continue
+        # NaN/inf are not valid JSON and are rejected by JSON columns downstream.
+        if math.isfinite(value):
+            metrics[name] = float(value)
+    return metrics
+
+
+def make_metrics_callback(
+    on_metrics: MetricsFn | None = None,
+    should_stop: StopFn | None = None,
+    on_progress: ProgressFn | None = None,
+):
+    """Return a transformers TrainerCallback wired to the given hooks."""
+    # Imported here so that importing rlhf.ml stays free of transformers/torch.
+    from transformers import TrainerCallback
+
+    class MetricsCallback(TrainerCallback):
+        """Forward numeric logs and progress; stop training when should_stop() is truthy."""
+
+        def __init__(self) -> None:
+            self.stopped = False
+            self.history: list[tuple[int, dict[str, float]]] = []
+
+        def _check_stop(self, control) -> None:
+            if should_stop is not None and should_stop():
+                self.stopped = True
+                control.should_training_stop = True
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if on_progress is not None:
+                on_progress(0, state.max_steps)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            metrics = numeric_metrics(logs or {})
+            if metrics:
+                self.history.append((state.global_step, metrics))
+                if on_metrics is not None:
+                    on_metrics(state.global_step, metrics)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_progress is not None:
+                on_progress(state.global_step, state.max_steps)
+            self._check_stop(control)
+
+    return MetricsCallback()
