@@ -33,4 +33,4 @@ bench: install
 	@for f in bench/*.py; do echo "==> $$f"; $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf var/test.sqlite3* var/cache
+	rm -rf var/test-*.sqlite3* var/cache

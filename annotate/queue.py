@@ -34,25 +34,27 @@ def _lock(qs):
     return qs
 
 
-def current_assignment(project, user, now=None):
-    """Return the user's unexpired active assignment in this project, if any."""
+def current_assignment(project, user, now=None, exclude=None):
+    """Return the user's oldest unexpired active assignment in this project, if any."""
     now = now or timezone.now()
-    return (
-        Assignment.objects.filter(
-            item__project=project,
-            annotator=user,
-            status=Assignment.Status.ACTIVE,
-            leased_until__gt=now,
-        )
-        .order_by("created_at", "id")
-        .first()
+    held = Assignment.objects.filter(
+        item__project=project,
+        annotator=user,
+        status=Assignment.Status.ACTIVE,
+        leased_until__gt=now,
     )
+    if exclude:
+        held = held.exclude(pk__in=exclude)
+    return held.order_by("created_at", "id").first()
 
 
-def claim_next(project, user, now=None):
-    """Return an active assignment for the user (resuming one they hold), or None if done."""
+def claim_next(project, user, now=None, exclude=None):
+    """Return an active assignment for the user (resuming one they hold), or None if done.
+
+    `exclude` lists assignments on screen or being sent: prefetching asks for the one after.
+    """
     now = now or timezone.now()
-    held = current_assignment(project, user, now)
+    held = current_assignment(project, user, now, exclude=exclude)
     if held is not None:
         return held
     reclaim_expired(project, now)

@@ -147,6 +147,22 @@ def work(request, slug):
     return _render_work(request, project, queue.claim_next(project, request.user))
 
 
+@role_required(ANNOTATOR)
+def prefetch(request, slug):
+    """Claim and render the item after the one on screen, so submit shows it at once."""
+    project = get_object_or_404(Project, slug=slug)
+    try:
+        exclude = [int(v) for v in request.GET.get("current", "").split(",") if v]
+    except ValueError:
+        return HttpResponse("current must list assignment ids", status=400)
+    if not exclude:
+        return HttpResponse("current must list assignment ids", status=400)
+    assignment = queue.claim_next(project, request.user, exclude=exclude)
+    context = _work_context(request, project, assignment)
+    context["prefetched"] = True
+    return render(request, "annotate/work.html#workspace", context)
+
+
 def _answer_from(post):
     """Read the submitted judgement fields; malformed numbers become SubmitError."""
     ratings = {}
@@ -206,6 +222,10 @@ def submit(request, slug):
         if notice:
             messages.warning(request, notice)
         return redirect("annotate-work", slug=slug)
+    if request.POST.get("only") == "undo":
+        # The page already shows the prefetched next item: it only needs the undo bar.
+        return render(request, "annotate/work.html#undo-bar",
+                      {"project": project, "undo": undo, "notice": notice})
     return _render_work(request, project, queue.claim_next(project, request.user),
                         notice=notice, undo=undo)
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("annotate/<slug:slug>/", annotate_views.work, name="annotate-work"),
     path("annotate/<slug:slug>/submit/", annotate_views.submit, name="annotate-submit"),
     path("annotate/<slug:slug>/undo/", annotate_views.undo, name="annotate-undo"),
+    path("annotate/<slug:slug>/prefetch/", annotate_views.prefetch, name="annotate-prefetch"),
     path("annotate/<slug:slug>/skip/", annotate_views.skip, name="annotate-skip"),
     path("dashboard/<slug:slug>/", annotate_views.dashboard, name="dashboard-project"),
     path("rlhf/", rlhf_views.runs, name="rlhf-runs"),

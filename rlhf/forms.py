@@ -70,7 +70,7 @@ class GenerationForm(forms.Form):
         initial=20, min_value=1, max_value=10_000,
         help_text="Prompts with the fewest model answers go first.",
     )
-    max_new_tokens = forms.IntegerField(initial=SampleConfig.max_new_tokens, min_value=1,
+    max_new_tokens = forms.IntegerField(initial=112, min_value=1,
                                         max_value=2048)
     temperature = forms.FloatField(initial=SampleConfig.temperature, min_value=0.01,
                                    max_value=5.0)

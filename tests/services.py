@@ -25,6 +25,19 @@ def test_database_url():
     return f"postgres://{auth}{host}{port}/{params['NAME']}"
 
 
+def use_broker(url):
+    """Point this process's Celery app at `url`, dropping connections made to the old one."""
+    from config.celery import app
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = url
+    # The app caches a connection pool and a producer pool for the first broker it used; kombu
+    # keeps (open) pools per URL globally, so dropping the app's references is enough.
+    app._pool = None
+    app.amqp._producer_pool = None
+    return previous
+
+
 def wait_for(predicate, timeout, interval=0.2, message="condition"):
     """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -45,10 +58,8 @@ class CeleryWorker:
         self.process = None
 
     def __enter__(self):
-        from config.celery import app
-
         # The test process publishes to the same broker the worker consumes from.
-        app.conf.broker_url = self.redis_url
+        self.previous_broker = use_broker(self.redis_url)
         queues = ",".join([settings.QUEUE_DEFAULT, settings.QUEUE_TRAINING,
                            settings.QUEUE_GENERATION])
         env = dict(
@@ -83,6 +94,7 @@ class CeleryWorker:
         return self.log_path.read_text(errors="replace")[-6000:]
 
     def __exit__(self, *exc):
+        use_broker(self.previous_broker)
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

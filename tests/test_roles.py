@@ -18,6 +18,7 @@ def objects(project, engineer):
 # (url name, kwargs keys, roles allowed)
 PAGES = [
     ("annotate-work", ["slug"], {"annotator"}),
+    ("annotate-prefetch", ["slug"], {"annotator"}),
     ("annotate-project", ["slug"], {"engineer", "manager"}),
     ("annotate-export", ["slug"], {"engineer", "manager"}),
     ("annotate-project-new", [], {"engineer"}),
@@ -34,7 +35,8 @@ ROLE_OF = {"annotator": "Annotator", "engineer": "Engineer", "manager": "Manager
 
 def _url(name, keys, objects):
     kwargs = {("pk" if k in ("run", "job") else k): objects[k] for k in keys}
-    return reverse(name, kwargs=kwargs)
+    query = "?current=0" if name == "annotate-prefetch" else ""
+    return reverse(name, kwargs=kwargs) + query
 
 
 @pytest.mark.parametrize(("name", "keys", "allowed"), PAGES, ids=[p[0] for p in PAGES])
@@ -64,7 +66,8 @@ def test_it_lets_a_superuser_open_every_page(client, objects, django_user_model)
 
 @pytest.mark.parametrize(
     ("name", "method_role"),
-    [("annotate-submit", "annotator"), ("annotate-import", "engineer"),
+    [("annotate-submit", "annotator"), ("annotate-undo", "annotator"),
+     ("annotate-skip", "annotator"), ("annotate-import", "engineer"),
      ("rlhf-run-cancel", "engineer")],
 )
 def test_it_forbids_posts_from_wrong_roles(client, objects, name, method_role):

@@ -13,6 +13,7 @@ StopFn = Callable[[], Any]
 
 # Returned instead of an empty string when every resample came back empty.
 EMPTY_FALLBACK = "…"
+# Extra single-sequence samples tried for an empty or duplicate candidate.
 RESAMPLE_ATTEMPTS = 3
 
 
@@ -71,7 +72,8 @@ class _Sampler:
         completions = self.tokenizer.batch_decode(
             output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
         )
-        stripped = [text.strip() for text in completions]
+        # A byte-level model can emit a partial UTF-8 sequence, which decodes to U+FFFD.
+        stripped = [text.replace("\ufffd", "").strip() for text in completions]
         return [stripped[i : i + per_prompt] for i in range(0, len(stripped), per_prompt)]
 
 
@@ -83,7 +85,7 @@ def generate(
     on_progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
 ) -> list[list[str]]:
-    """Sample config.num_candidates non-empty completions for each chat prompt."""
+    """Sample config.num_candidates non-empty, preferably distinct completions per chat prompt."""
     import torch
 
     from .base_model import load_policy
@@ -109,16 +111,23 @@ def generate(
         for messages, candidates in zip(
             batch, sampler.sample(batch, config.num_candidates), strict=True
         ):
-            results.append([_non_empty(sampler, messages, text) for text in candidates])
+            kept: list[str] = []
+            for text in candidates:
+                kept.append(_usable(sampler, messages, text, kept))
+            results.append(kept)
         if on_progress is not None:
             on_progress(len(results), len(prompts))
     return results
 
 
-def _non_empty(sampler: _Sampler, messages: list[dict[str, Any]], text: str) -> str:
-    # An empty candidate is useless to a labeler and breaks "pick the better one" UIs.
+def _usable(sampler: _Sampler, messages: list[dict[str, Any]], text: str, taken: list[str]) -> str:
+    """Resample a candidate that is empty or repeats an earlier one for the same prompt."""
+    # Empty or identical candidates are useless to a labeler comparing answers. A duplicate that
+    # survives the retries is kept (the model may simply be confident); an empty one is not.
+    duplicate = ""
     for _ in range(RESAMPLE_ATTEMPTS):
-        if text:
+        if text and text not in taken:
             return text
+        duplicate = duplicate or text
         text = sampler.sample([messages], 1)[0][0]
-    return text or EMPTY_FALLBACK
+    return text or duplicate or EMPTY_FALLBACK

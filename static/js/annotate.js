@@ -6,6 +6,14 @@
 
   const PENDING_KEY = "preflab-pending-submit";
   let state = null;
+  // Assignments whose judgement is on its way to the server: never prefetch them again.
+  // body[data-inflight] mirrors the count, so people (and tests) can see all is saved.
+  const inFlight = new Set();
+  function track(assignment, sending) {
+    if (sending) inFlight.add(assignment);
+    else inFlight.delete(assignment);
+    document.body.dataset.inflight = String(inFlight.size);
+  }
 
   const $ = (sel, root) => (root || document).querySelector(sel);
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
@@ -37,7 +45,29 @@
     }
     initEditors();
     initSyncScroll();
+    f.addEventListener("change", updateReady);  // mouse clicks on choices and ratings
     renderRanking();
+    updateReady();
+    prefetchNext();
+  }
+
+  // ---------------------------------------------------------------- prefetch
+  // While the annotator works, fetch (and reserve) the next item, so that submitting shows it
+  // at once and the judgement is sent in the background.
+  function prefetchNext() {
+    const mine = state;
+    const url = mine.form.dataset.prefetch + Array.from(inFlight).map((id) => "," + id).join("");
+    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => { if (html && mine === state) mine.nextHtml = html; })
+      .catch(() => {});
+  }
+
+  function swapWorkspace(html) {
+    const workspace = document.getElementById("workspace");
+    workspace.innerHTML = html;  // server-rendered and escaped, like any htmx swap
+    if (window.htmx) htmx.process(workspace);
+    init();
   }
 
   // ---------------------------------------------------------------- ranking
@@ -80,6 +110,7 @@
     $("input[name=ranking]", state.form).value = done
       ? groups.map((g) => g.join(",")).join(";")
       : "";
+    updateReady();
   }
 
   function pick(key) {
@@ -132,6 +163,7 @@
   function choose(value) {
     const radio = $(`input[name=choice][value="${value}"]`, state.form);
     if (radio) radio.checked = true;
+    updateReady();
   }
 
   function toggleStrength() {
@@ -165,6 +197,7 @@
     const target = $(`input[name="${radio.name}"][value="${event.key}"]`, state.form);
     if (!target) return true;
     target.checked = true;
+    updateReady();
     const groups = $$(".ratings input[type=radio]", state.form)
       .filter((r) => r.value === "1");
     const index = groups.findIndex((r) => r.name === radio.name);
@@ -281,6 +314,12 @@
     el.hidden = !message;
   }
 
+  // The submit button looks ready (CSS: #submit-btn.ready) once nothing is missing.
+  function updateReady() {
+    const button = state && $("#submit-btn", state.form);
+    if (button) button.classList.toggle("ready", !problems());
+  }
+
   function problems() {
     if (has("ranking") && !rankingComplete()) {
       return "Rank every response first: press their numbers from best to worst.";
@@ -297,7 +336,45 @@
   function submit() {
     const problem = problems();
     if (problem) return showError(problem);
+    if (state.nextHtml && window.fetch) return submitInBackground();
     state.form.requestSubmit();
+  }
+
+  function submitInBackground() {
+    fillCorrection();
+    $("input[name=duration_ms]", state.form).value = String(Date.now() - state.started);
+    const body = new URLSearchParams(new FormData(state.form));
+    body.set("only", "undo");
+    const pending = { url: state.form.getAttribute("hx-post"), body: body.toString(), assignment: state.assignment, mode: "undo" };
+    const counter = () => document.querySelector("[data-testid=done-today]");
+    const done = Number(counter().textContent) + 1;
+    track(pending.assignment, true);
+    swapWorkspace(state.nextHtml);
+    counter().textContent = String(done);
+    send(pending).catch(() => queuePending(pending));
+  }
+
+  function send(pending) {
+    return fetch(pending.url, {
+      method: "POST", body: pending.body, credentials: "same-origin",
+      headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" },
+    }).then((response) => {
+      if (response.status >= 500) throw new Error("server error " + response.status);
+      return response.text().then((html) => {
+        track(pending.assignment, false);
+        clearDrafts(pending.assignment);
+        if (response.headers.get("HX-Retarget")) {
+          const b = banner();
+          b.textContent = "Your last judgement was not saved: " + html + " Reload the page to see that item again.";
+          b.hidden = false;
+          return;
+        }
+        if (pending.mode === "undo") {
+          const slot = document.getElementById("undo-slot");
+          if (slot) { slot.innerHTML = html; if (window.htmx) htmx.process(slot); initUndo(); }
+        } else swapWorkspace(html);
+      });
+    });
   }
 
   document.addEventListener("submit", function (event) {
@@ -405,44 +482,57 @@
   // ---------------------------------------------------------------- offline resend
   const banner = () => document.getElementById("offline-banner");
 
-  function queuePending(elt) {
+  function pendingFromForm(elt) {
     const data = new URLSearchParams(new FormData(elt));
-    data.set("duration_ms", $("input[name=duration_ms]", elt).value);
-    localStorage.setItem(PENDING_KEY, JSON.stringify({ url: elt.getAttribute("hx-post"), body: data.toString(), assignment: elt.dataset.assignment }));
+    return { url: elt.getAttribute("hx-post"), body: data.toString(), assignment: elt.dataset.assignment, mode: "workspace" };
+  }
+
+  // Unsent judgements wait in localStorage, oldest first, until the server takes them; the
+  // client UUID in each makes a resend after a partial success harmless.
+  function pendingList() {
+    return JSON.parse(localStorage.getItem(PENDING_KEY) || "[]");
+  }
+
+  function savePending(list) {
+    if (list.length) localStorage.setItem(PENDING_KEY, JSON.stringify(list));
+    else localStorage.removeItem(PENDING_KEY);
+  }
+
+  let resendTimer = null;
+  function scheduleResend() {
+    if (!resendTimer) resendTimer = setTimeout(resendPending, 3000);
+  }
+
+  function queuePending(pending) {
+    track(pending.assignment, true);
+    const list = pendingList();
+    if (!list.some((p) => p.body === pending.body)) list.push(pending);
+    savePending(list);
     const b = banner();
-    b.textContent = "The server cannot be reached. Your judgement is kept in this browser and will be sent as soon as it is back.";
+    b.textContent = `The server cannot be reached. ${list.length === 1 ? "Your judgement is" : list.length + " judgements are"} kept in this browser and will be sent as soon as it is back.`;
     b.hidden = false;
-    setTimeout(resendPending, 3000);
+    scheduleResend();
   }
 
   function resendPending() {
-    const raw = localStorage.getItem(PENDING_KEY);
-    if (!raw) return;
-    const pending = JSON.parse(raw);
-    fetch(pending.url, {
-      method: "POST", body: pending.body, credentials: "same-origin",
-      headers: { "HX-Request": "true", "Content-Type": "application/x-www-form-urlencoded" },
-    }).then((response) => {
-      if (response.status >= 500) throw new Error("server error " + response.status);
-      return response.text().then((html) => {
-        localStorage.removeItem(PENDING_KEY);
-        clearDrafts(pending.assignment);
-        banner().hidden = true;
-        if (response.headers.get("HX-Retarget")) return;  // a validation error: keep the page
-        const workspace = document.getElementById("workspace");
-        workspace.innerHTML = html;  // server-rendered and escaped, like any htmx swap
-        if (window.htmx) htmx.process(workspace);
-        init();
-      });
-    }).catch(() => setTimeout(resendPending, 3000));
+    resendTimer = null;
+    const first = pendingList()[0];
+    if (!first) return;
+    track(first.assignment, true);
+    send(first).then(() => {
+      const rest = pendingList().filter((p) => p.body !== first.body);
+      savePending(rest);
+      if (rest.length) return resendPending();
+      if (!banner().textContent.startsWith("Your last judgement was not saved")) banner().hidden = true;
+    }).catch(scheduleResend);
   }
 
   document.addEventListener("htmx:sendError", function (event) {
-    if (event.detail.elt === form()) queuePending(event.detail.elt);
+    if (event.detail.elt === form()) queuePending(pendingFromForm(event.detail.elt));
   });
   document.addEventListener("htmx:responseError", function (event) {
     const status = event.detail.xhr.status;
-    if (event.detail.elt === form() && status >= 500) queuePending(event.detail.elt);
+    if (event.detail.elt === form() && status >= 500) queuePending(pendingFromForm(event.detail.elt));
     else if (state) showError("The server answered with an error (" + status + "). Your work is kept: try again.");
   });
   document.addEventListener("htmx:afterRequest", function (event) {
@@ -457,8 +547,10 @@
   });
 
   function start() {
+    document.body.dataset.inflight = "0";
+    pendingList().forEach((p) => track(p.assignment, true));
     init();
-    if (localStorage.getItem(PENDING_KEY)) resendPending();
+    resendPending();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

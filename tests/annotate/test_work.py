@@ -164,3 +164,49 @@ def test_it_derives_pairs_from_ties():
     judgement = Judgement(ranking=[[1], [2, 3], [4]])
     pairs = sorted(judgement.preference_pairs())
     assert pairs == [(1, 2, 1.0), (1, 3, 1.0), (1, 4, 1.0), (2, 4, 1.0), (3, 4, 1.0)]
+
+
+def test_it_prefetches_the_item_after_the_one_on_screen(client, annotator, project):
+    client.force_login(annotator)
+    client.get(reverse("annotate-work", args=[project.slug]))
+    current = Assignment.objects.get(annotator=annotator)
+    url = reverse("annotate-prefetch", args=[project.slug])
+    response = client.get(f"{url}?current={current.pk}", **HTMX)
+    nxt = Assignment.objects.exclude(pk=current.pk).get(annotator=annotator)
+    assert f'data-item="{nxt.item_id}"' in response.content.decode()
+    # Asking again returns the same reservation; the work page still shows the first item.
+    client.get(f"{url}?current={current.pk}", **HTMX)
+    assert Assignment.objects.filter(annotator=annotator, status="active").count() == 2
+    page = client.get(reverse("annotate-work", args=[project.slug])).content.decode()
+    assert f'data-item="{current.item_id}"' in page
+
+
+def test_it_never_prefetches_an_item_whose_judgement_is_in_flight(client, annotator, project):
+    client.force_login(annotator)
+    first = queue.claim_next(project, annotator)
+    second = queue.claim_next(project, annotator, exclude=[first.pk])
+    url = reverse("annotate-prefetch", args=[project.slug])
+    html = client.get(f"{url}?current={second.pk},{first.pk}", **HTMX).content.decode()
+    third = Assignment.objects.exclude(pk__in=[first.pk, second.pk]).get(annotator=annotator)
+    assert f'data-item="{third.item_id}"' in html
+
+
+def test_it_refuses_a_prefetch_without_the_current_item(client, annotator, project):
+    client.force_login(annotator)
+    url = reverse("annotate-prefetch", args=[project.slug])
+    assert client.get(url).status_code == 400
+    assert client.get(f"{url}?current=abc").status_code == 400
+
+
+def test_a_background_submit_gets_only_the_undo_bar(client, annotator, project):
+    client.force_login(annotator)
+    a = queue.claim_next(project, annotator)
+    response = client.post(
+        reverse("annotate-submit", args=[project.slug]),
+        {"assignment": a.pk, "ranking": ranking_of(a), "client_uuid": str(uuid.uuid4()),
+         "only": "undo"},
+        **HTMX,
+    )
+    html = response.content.decode()
+    assert 'id="undo-form"' in html and "judge-form" not in html
+    assert Judgement.objects.get().assignment_id == a.pk

@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
 ]
 DESKTOP = {"width": 1280, "height": 900}
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 20_000
 
 
 def chromium_path():
@@ -94,3 +94,10 @@ def login(page, live_server, username, password="pw-for-tests"):
 def _fast_password_hashing(settings):
     # Each test creates a user and logs in through the form: PBKDF2 would cost ~1 s a time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def settled(page):
+    """Wait until no judgement is on its way to the server (the page sends them behind)."""
+    page.wait_for_function(
+        "() => document.body.dataset.inflight === '0' && !document.querySelector('.htmx-request')"
+    )

@@ -7,7 +7,7 @@ import pytest
 
 from annotate.models import Judgement
 from tests import factories
-from tests.browser.conftest import login
+from tests.browser.conftest import login, settled
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -55,6 +55,7 @@ def submit_and_wait_for_next(page):
     expect(form).to_be_visible()
     expect(form).not_to_have_attribute("data-item", item)
     expect(form).to_have_attribute("data-ready", "1")
+    settled(page)
 
 
 def test_it_ranks_with_number_keys_and_submits_without_a_reload(annotator_page):

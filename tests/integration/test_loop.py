@@ -99,8 +99,10 @@ def test_it_cancels_a_running_run_within_a_step(celery_worker, tiny_model_dir):
     config = DPORunConfig(max_steps=2000, per_device_train_batch_size=2, eval_fraction=0.0,
                           max_length=64)
     run = services.launch_run(project, config, base)
-    wait_for(lambda: RunMetric.objects.filter(run_id=run.pk, name="loss").exists(), 180,
-             message="the first logged step")
+    wait_for(lambda: RunMetric.objects.filter(run_id=run.pk, name="loss").exists()
+             or finished(TrainingRun, run.pk), 180, message="the first logged step")
+    run.refresh_from_db()
+    assert run.status == "running", f"{run.error}\n{celery_worker.output()}"
     services.request_cancel(run)
     run = wait_for(lambda: finished(TrainingRun, run.pk), 60, message="the cancellation")
     assert run.status == "cancelled", f"{run.error}\n{celery_worker.output()}"

@@ -4,7 +4,7 @@ import pytest
 
 from rlhf.ml.__main__ import main
 from rlhf.ml.config import SampleConfig
-from rlhf.ml.generate import EMPTY_FALLBACK, RESAMPLE_ATTEMPTS, _non_empty, generate
+from rlhf.ml.generate import EMPTY_FALLBACK, RESAMPLE_ATTEMPTS, _usable, generate
 
 PROMPTS = [
     [{"role": "user", "content": "How do I reset my password?"}],
@@ -62,14 +62,20 @@ class ScriptedSampler:
         return [[self.outputs.pop(0)]]
 
 
-def test_it_resamples_empty_candidates_then_falls_back():
+def test_it_resamples_empty_or_duplicate_candidates_then_falls_back():
     sampler = ScriptedSampler(["", "second try"])
-    assert _non_empty(sampler, PROMPTS[0], "") == "second try"
+    assert _usable(sampler, PROMPTS[0], "", []) == "second try"
     assert sampler.calls == 2
     sampler = ScriptedSampler([""] * 10)
-    assert _non_empty(sampler, PROMPTS[0], "") == EMPTY_FALLBACK
+    assert _usable(sampler, PROMPTS[0], "", []) == EMPTY_FALLBACK
     assert sampler.calls == RESAMPLE_ATTEMPTS
-    assert _non_empty(ScriptedSampler([]), PROMPTS[0], "fine") == "fine"
+    sampler = ScriptedSampler(["same", "other"])
+    assert _usable(sampler, PROMPTS[0], "same", ["same"]) == "other"
+    sampler = ScriptedSampler(["same"] * 10)
+    assert _usable(sampler, PROMPTS[0], "same", ["same"]) == "same"
+    sampler = ScriptedSampler(["", "", ""])
+    assert _usable(sampler, PROMPTS[0], "same", ["same"]) == "same"
+    assert _usable(ScriptedSampler([]), PROMPTS[0], "fine", ["other"]) == "fine"
 
 
 def test_it_samples_from_the_command_line(ml_base_model, capsys):

@@ -65,16 +65,15 @@ def test_it_refuses_epochs_zero_without_max_steps(client, engineer, project, bas
 
 def test_it_marks_the_run_failed_when_the_broker_is_down(project, base, settings,
                                                          django_capture_on_commit_callbacks):
-    from config.celery import app
     from config.devservices import free_port
+    from tests.services import use_broker
 
-    old = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    old = use_broker(f"redis://127.0.0.1:{free_port()}/0")
     try:
         with django_capture_on_commit_callbacks(execute=True):
             run = services.launch_run(project, DPORunConfig(max_steps=1), base)
     finally:
-        app.conf.broker_url = old
+        use_broker(old)
     run.refresh_from_db()
     assert run.status == "failed"
     assert "task queue is unreachable" in run.error
