@@ -1,6 +1,8 @@
 from django import forms
+from django.contrib.auth.models import User
 
 from .models import JUDGEMENT_KINDS, Project
+from .roles import ANNOTATOR
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
@@ -20,14 +22,18 @@ class ProjectForm(forms.ModelForm):
         model = Project
         fields = ["name", "slug", "description", "guidelines", "judgement_kinds",
                   "rating_dimensions", "rating_scale", "overlap", "lease_seconds",
-                  "undo_seconds"]
+                  "max_pending", "undo_seconds", "annotators"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "guidelines": forms.Textarea(attrs={"rows": 8}),
+            "annotators": forms.CheckboxSelectMultiple,
         }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["annotators"].queryset = User.objects.filter(
+            groups__name=ANNOTATOR
+        ).order_by("username")
         if self.instance.pk:
             self.initial["rating_dimensions"] = ", ".join(self.instance.rating_dimensions)
 

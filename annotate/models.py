@@ -66,6 +66,15 @@ class Project(models.Model):
         validators=[MinValueValidator(30)],
         help_text="How long an item stays reserved for the annotator who opened it.",
     )
+    max_pending = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        help_text="Items one annotator may hold at once (2 lets the next item be prefetched).",
+    )
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="annotation_projects",
+        help_text="Who may annotate; nobody selected means every annotator.",
+    )
     current_model = models.ForeignKey(
         "rlhf.ModelVersion",
         null=True,
@@ -87,6 +96,13 @@ class Project(models.Model):
 
     def get_absolute_url(self):
         return reverse("annotate-project", args=[self.slug])
+
+    def admits(self, user):
+        """Return whether the user may annotate here (assigned, or the project is open)."""
+        if user.is_superuser:
+            return True
+        members = self.annotators.all()
+        return not members.exists() or members.filter(pk=user.pk).exists()
 
     def kinds_for(self, n_candidates):
         """Return the judgement kinds an item with this many candidates asks for."""
@@ -175,7 +191,12 @@ class Item(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["project", "open_slots", "id"], name="item_open_idx")]
+        # Only items that still want judgements are in the index, so claiming stays fast when
+        # most of a large queue is done.
+        indexes = [
+            models.Index(fields=["project", "id"], condition=Q(open_slots__gt=0),
+                         name="item_open_idx")
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_gte_0")
         ]

@@ -57,6 +57,12 @@ def claim_next(project, user, now=None, exclude=None):
     held = current_assignment(project, user, now, exclude=exclude)
     if held is not None:
         return held
+    pending = Assignment.objects.filter(
+        item__project=project, annotator=user, status=Assignment.Status.ACTIVE,
+        leased_until__gt=now,
+    ).count()
+    if pending >= project.max_pending:
+        return None
     reclaim_expired(project, now)
     for _ in range(5):
         try:

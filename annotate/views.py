@@ -4,7 +4,8 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Sum
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,7 +19,7 @@ from . import agreement, queue
 from .forms import ImportForm, ProjectForm
 from .importing import ImportRejected, import_file
 from .models import FLAGS, SKIP_REASONS, Assignment, Candidate, Item, Judgement, Project
-from .roles import ANNOTATOR, ENGINEER, MANAGER, role_required
+from .roles import ANNOTATOR, ENGINEER, MANAGER, has_role, role_required
 from .services import (
     Answer,
     LeaseLost,
@@ -30,9 +31,20 @@ from .services import (
 )
 
 
+def _annotator_project(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    if not project.admits(request.user):
+        raise PermissionDenied("You are not assigned to this project.")
+    return project
+
+
 @login_required
 def home(request):
     projects = Project.objects.annotate(n_items=Count("items")).order_by("name")
+    if not (request.user.is_superuser or has_role(request.user, ENGINEER, MANAGER)):
+        projects = projects.filter(
+            Q(annotators=None) | Q(annotators=request.user)
+        ).distinct()
     return render(request, "annotate/home.html", {"projects": projects})
 
 
@@ -143,14 +155,14 @@ def _render_work(request, project, assignment, **extra):
 
 @role_required(ANNOTATOR)
 def work(request, slug):
-    project = get_object_or_404(Project, slug=slug)
+    project = _annotator_project(request, slug)
     return _render_work(request, project, queue.claim_next(project, request.user))
 
 
 @role_required(ANNOTATOR)
 def prefetch(request, slug):
     """Claim and render the item after the one on screen, so submit shows it at once."""
-    project = get_object_or_404(Project, slug=slug)
+    project = _annotator_project(request, slug)
     try:
         exclude = [int(v) for v in request.GET.get("current", "").split(",") if v]
     except ValueError:
@@ -158,6 +170,9 @@ def prefetch(request, slug):
     if not exclude:
         return HttpResponse("current must list assignment ids", status=400)
     assignment = queue.claim_next(project, request.user, exclude=exclude)
+    if assignment is None:
+        # Nothing more to reserve now: the page submits the normal way and learns what is next.
+        return HttpResponse(status=204)
     context = _work_context(request, project, assignment)
     context["prefetched"] = True
     return render(request, "annotate/work.html#workspace", context)
@@ -203,7 +218,7 @@ def _error(request, project, message):
 @role_required(ANNOTATOR)
 @require_POST
 def submit(request, slug):
-    project = get_object_or_404(Project, slug=slug)
+    project = _annotator_project(request, slug)
     notice = undo = None
     try:
         duration = int(request.POST.get("duration_ms") or 0) or None
@@ -233,7 +248,7 @@ def submit(request, slug):
 @role_required(ANNOTATOR)
 @require_POST
 def undo(request, slug):
-    project = get_object_or_404(Project, slug=slug)
+    project = _annotator_project(request, slug)
     try:
         assignment = undo_judgement(request.user, request.POST.get("judgement") or 0)
     except SubmitError as exc:
@@ -246,7 +261,7 @@ def undo(request, slug):
 @role_required(ANNOTATOR)
 @require_POST
 def skip(request, slug):
-    project = get_object_or_404(Project, slug=slug)
+    project = _annotator_project(request, slug)
     key, text = request.POST.get("reason", ""), request.POST.get("reason_text", "").strip()
     reason = text if key == "other" else SKIP_REASONS.get(key, text)
     try:

@@ -9,6 +9,7 @@
   // Assignments whose judgement is on its way to the server: never prefetch them again.
   // body[data-inflight] mirrors the count, so people (and tests) can see all is saved.
   const inFlight = new Set();
+  let sending = Promise.resolve();
   function track(assignment, sending) {
     if (sending) inFlight.add(assignment);
     else inFlight.delete(assignment);
@@ -56,9 +57,13 @@
   // at once and the judgement is sent in the background.
   function prefetchNext() {
     const mine = state;
-    const url = mine.form.dataset.prefetch + Array.from(inFlight).map((id) => "," + id).join("");
-    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-      .then((r) => (r.ok ? r.text() : null))
+    // Wait for the judgement being sent: until it lands the server counts it as held, and
+    // max_pending would refuse to reserve another item.
+    sending.then(() => {
+      const url = mine.form.dataset.prefetch + Array.from(inFlight).map((id) => "," + id).join("");
+      return fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } });
+    })
+      .then((r) => (r.status === 200 ? r.text() : null))
       .then((html) => { if (html && mine === state) mine.nextHtml = html; })
       .catch(() => {});
   }
@@ -351,7 +356,7 @@
     track(pending.assignment, true);
     swapWorkspace(state.nextHtml);
     counter().textContent = String(done);
-    send(pending).catch(() => queuePending(pending));
+    sending = send(pending).catch(() => queuePending(pending));
   }
 
   function send(pending) {

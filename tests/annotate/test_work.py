@@ -182,6 +182,8 @@ def test_it_prefetches_the_item_after_the_one_on_screen(client, annotator, proje
 
 
 def test_it_never_prefetches_an_item_whose_judgement_is_in_flight(client, annotator, project):
+    project.max_pending = 3
+    project.save()
     client.force_login(annotator)
     first = queue.claim_next(project, annotator)
     second = queue.claim_next(project, annotator, exclude=[first.pk])
@@ -210,3 +212,27 @@ def test_a_background_submit_gets_only_the_undo_bar(client, annotator, project):
     html = response.content.decode()
     assert 'id="undo-form"' in html and "judge-form" not in html
     assert Judgement.objects.get().assignment_id == a.pk
+
+
+def test_an_assigned_project_is_only_for_its_annotators(client, annotator, project):
+    other = factories.project_with_items(n_prompts=1, slug="open-project")
+    member = factories.user("member", "Annotator")
+    project.annotators.add(member)
+    client.force_login(annotator)
+    assert client.get(reverse("annotate-work", args=[project.slug])).status_code == 403
+    home = client.get(reverse("home")).content.decode()
+    assert other.name in home and project.name not in home
+    client.force_login(member)
+    assert client.get(reverse("annotate-work", args=[project.slug])).status_code == 200
+    assert project.name in client.get(reverse("home")).content.decode()
+
+
+def test_it_holds_at_most_max_pending_items_per_annotator(client, annotator, project):
+    project.max_pending = 1
+    project.save()
+    first = queue.claim_next(project, annotator)
+    assert queue.claim_next(project, annotator, exclude=[first.pk]) is None
+    client.force_login(annotator)
+    url = reverse("annotate-prefetch", args=[project.slug])
+    assert client.get(f"{url}?current={first.pk}", **HTMX).status_code == 204
+    assert Assignment.objects.filter(annotator=annotator).count() == 1

@@ -101,3 +101,13 @@ def settled(page):
     page.wait_for_function(
         "() => document.body.dataset.inflight === '0' && !document.querySelector('.htmx-request')"
     )
+
+
+def card_ids(page):
+    """The candidate ids of the item on screen, in the order shown."""
+    return [
+        int(x)
+        for x in page.locator("#judge-form .candidate").evaluate_all(
+            "cards => cards.map(c => c.dataset.id)"
+        )
+    ]

@@ -7,7 +7,7 @@ import pytest
 
 from annotate.models import Judgement
 from tests import factories
-from tests.browser.conftest import login, settled
+from tests.browser.conftest import card_ids, login, settled
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -29,15 +29,6 @@ def annotator_page(page, live_server, project):
     # annotate.js marks the form once it has wired it up; keys pressed earlier would be lost.
     expect(page.locator("#judge-form")).to_have_attribute("data-ready", "1")
     return page, user
-
-
-def card_ids(page):
-    return [
-        int(x)
-        for x in page.locator("#judge-form .candidate").evaluate_all(
-            "cards => cards.map(c => c.dataset.id)"
-        )
-    ]
 
 
 def ranking_list_ids(page):

@@ -14,7 +14,7 @@ import pytest
 from annotate.models import Assignment, Candidate, Item, Judgement
 from annotate.services import preference_rows
 from tests import factories
-from tests.browser.conftest import DESKTOP, login, settled
+from tests.browser.conftest import DESKTOP, card_ids, login, settled
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -52,15 +52,6 @@ def wait_ready(page):
     expect(form).to_be_visible()
     # annotate.js marks the form once it has wired it up; keys pressed earlier would be lost.
     expect(form).to_have_attribute("data-ready", "1")
-
-
-def card_ids(page):
-    return [
-        int(x)
-        for x in page.locator("#judge-form .candidate").evaluate_all(
-            "cards => cards.map(c => c.dataset.id)"
-        )
-    ]
 
 
 def current_item(page):
