@@ -5,7 +5,7 @@ import pytest
 from annotate.importing import create_item
 from annotate.models import Candidate, Judgement
 from tests import factories
-from tests.browser.conftest import login
+from tests.browser.conftest import login, settled
 
 expect = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -94,6 +94,7 @@ def test_it_shows_hostile_content_as_text_and_runs_none_of_it(page, live_server,
     expect(page.locator(".candidate-text.md", has_text="Sorry about that!")).to_contain_text(
         SCRIPT
     )
+    settled(page)
     assert Judgement.objects.filter(annotator=user).count() == 1
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert dialogs == []

@@ -160,6 +160,7 @@ def test_it_stores_pairwise_choices_strength_tie_and_both_bad(page, live_server)
     item = current_item(page)
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("queue-empty")).to_be_visible()
+    settled(page)
     judgement = live_judgement(user, item)
     assert judgement.pairwise_choice == "both_bad"
     assert judgement.ranking == [[a, b]]
