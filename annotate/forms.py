@@ -21,7 +21,7 @@ class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ["name", "slug", "description", "guidelines", "judgement_kinds",
-                  "rating_dimensions", "rating_scale", "overlap", "lease_seconds",
+                  "rating_dimensions", "rating_scale", "overlap", "ordering", "lease_seconds",
                   "max_pending", "undo_seconds", "annotators"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),

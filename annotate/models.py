@@ -1,5 +1,6 @@
 """The human side: projects, prompts, candidates, items, assignments and raw judgements."""
 
+import random
 import uuid
 from datetime import timedelta
 
@@ -29,6 +30,18 @@ SKIP_REASONS = {
     "too_long": "Too long to judge now",
     "other": "Other",
 }
+
+
+ORDERINGS = {
+    "sequential": "Sequential (import order)",
+    "random": "Random",
+    "breadth_first": "Breadth-first (fewest judgements first)",
+    "disagreement_first": "Disagreement first (items annotators disagree on)",
+}
+
+
+def random_key():
+    return random.random()
 
 
 def default_kinds():
@@ -65,6 +78,10 @@ class Project(models.Model):
         default=900,
         validators=[MinValueValidator(30)],
         help_text="How long an item stays reserved for the annotator who opened it.",
+    )
+    ordering = models.CharField(
+        max_length=20, choices=list(ORDERINGS.items()), default="sequential",
+        help_text="Which open item an annotator gets next.",
     )
     max_pending = models.PositiveSmallIntegerField(
         default=2,
@@ -187,6 +204,10 @@ class Item(models.Model):
     # claiming the next item never counts judgements.
     open_slots = models.PositiveSmallIntegerField(default=1)
     judgement_count = models.PositiveIntegerField(default=0)
+    # A fixed random key per item: "random" ordering walks an index instead of ORDER BY random().
+    shuffle_key = models.FloatField(default=random_key)
+    # 1 - pairwise agreement of the item's live judgements (0 until two annotators judged it).
+    disagreement = models.FloatField(default=0.0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -195,7 +216,13 @@ class Item(models.Model):
         # most of a large queue is done.
         indexes = [
             models.Index(fields=["project", "id"], condition=Q(open_slots__gt=0),
-                         name="item_open_idx")
+                         name="item_open_idx"),
+            models.Index(fields=["project", "shuffle_key"], condition=Q(open_slots__gt=0),
+                         name="item_open_random_idx"),
+            models.Index(fields=["project", "-open_slots", "id"], condition=Q(open_slots__gt=0),
+                         name="item_open_breadth_idx"),
+            models.Index(fields=["project", "-disagreement", "id"],
+                         condition=Q(open_slots__gt=0), name="item_open_disagree_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_gte_0")

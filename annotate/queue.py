@@ -8,6 +8,14 @@ from django.utils import timezone
 
 from .models import Assignment, Item
 
+# ORDER BY per project ordering; each matches a partial index over open items.
+ORDER_BY = {
+    "sequential": ("id",),
+    "random": ("shuffle_key", "id"),
+    "breadth_first": ("-open_slots", "id"),
+    "disagreement_first": ("-disagreement", "id"),
+}
+
 
 def reclaim_expired(project=None, now=None):
     """Expire active assignments whose lease ran out and give their slots back to the pool."""
@@ -70,7 +78,7 @@ def claim_next(project, user, now=None, exclude=None):
                 candidates = (
                     Item.objects.filter(project=project, open_slots__gt=0)
                     .exclude(assignments__annotator=user)
-                    .order_by("id")
+                    .order_by(*ORDER_BY.get(project.ordering, ("id",)))
                 )
                 item = _lock(candidates).first()
                 if item is None:

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .agreement import pairwise_percent_agreement
 from .models import FLAGS, Assignment, Candidate, Item, Judgement
 
 
@@ -157,6 +158,7 @@ def submit_judgement(user, assignment_id, answer, client_uuid, duration_ms=None)
             Item.objects.filter(pk=assignment.item_id).update(
                 judgement_count=F("judgement_count") + 1
             )
+            update_disagreement(assignment.item_id)
             return judgement, True
     except IntegrityError:
         # A concurrent replay of the same submission won the race; it is stored once.
@@ -164,6 +166,18 @@ def submit_judgement(user, assignment_id, answer, client_uuid, duration_ms=None)
         if existing is None:
             raise
         return existing, False
+
+
+def update_disagreement(item_id):
+    """Recompute how much the item's live judgements disagree (for disagreement-first)."""
+    rankings = list(
+        Judgement.objects.filter(item_id=item_id, retracted_at__isnull=True)
+        .values_list("ranking", flat=True)
+    )
+    agreement, comparisons = pairwise_percent_agreement([rankings])
+    disagreement = 0.0 if agreement is None else 1.0 - agreement
+    Item.objects.filter(pk=item_id).update(disagreement=disagreement)
+    return disagreement
 
 
 def undo_judgement(user, judgement_id, now=None):
@@ -191,6 +205,7 @@ def undo_judgement(user, judgement_id, now=None):
         Item.objects.filter(pk=judgement.item_id).update(
             judgement_count=F("judgement_count") - 1
         )
+        update_disagreement(judgement.item_id)
         return assignment
 
 

@@ -158,6 +158,8 @@ def seed(n):
             return project, 0.0
         log(f"dropping incomplete project {slug}")
         drop_project(project)
+    from annotate.models import Candidate, Prompt
+
     t = tables()
     started = time.monotonic()
     project = Project.objects.create(
@@ -167,33 +169,32 @@ def seed(n):
     pid = project.pk
     sql("SET synchronous_commit = off")
     steps = [
-        ("prompts", f"""
-            INSERT INTO {t['prompt']}
-                (project_id, external_id, conversation, split, source, metadata, created_at)
-            SELECT %s, '', jsonb_build_array(jsonb_build_object(
-                       'role', 'user', 'content', 'Benchmark prompt ' || g)),
-                   'train', 'bench', '{{}}'::jsonb, now()
-            FROM generate_series(1, %s) AS g""", [pid, n]),
-        ("candidates", f"""
-            INSERT INTO {t['candidate']} (prompt_id, text, origin, metadata, created_at)
-            SELECT p.id, 'Benchmark answer ' || k || ' to prompt ' || p.id, 'import',
-                   '{{}}'::jsonb, now()
-            FROM {t['prompt']} AS p CROSS JOIN generate_series(1, %s) AS k
-            WHERE p.project_id = %s ORDER BY p.id, k""", [CANDIDATES_PER_ITEM, pid]),
-        ("items", f"""
-            INSERT INTO {t['item']}
-                (project_id, prompt_id, open_slots, judgement_count, created_at)
-            SELECT %s, p.id, %s, 0, now() FROM {t['prompt']} AS p
-            WHERE p.project_id = %s ORDER BY p.id""", [pid, OVERLAP, pid]),
-        ("item candidates", f"""
-            INSERT INTO {t['m2m']} ({t['m2m_item']}, {t['m2m_candidate']})
-            SELECT i.id, c.id FROM {t['item']} AS i
-            JOIN {t['candidate']} AS c ON c.prompt_id = i.prompt_id
-            WHERE i.project_id = %s ORDER BY i.id, c.id""", [pid]),
+        ("prompts", Prompt, {
+            "project": ("%s", [pid]),
+            "conversation": ("jsonb_build_array(jsonb_build_object("
+                             "'role', 'user', 'content', 'Benchmark prompt ' || g))", []),
+            "source": ("'bench'", []),
+        }, "FROM generate_series(1, %s) AS g", [n]),
+        ("candidates", Candidate, {
+            "prompt": ("p.id", []),
+            "text": ("'Benchmark answer ' || k || ' to prompt ' || p.id", []),
+        }, f"FROM {t['prompt']} AS p CROSS JOIN generate_series(1, %s) AS k "
+           "WHERE p.project_id = %s ORDER BY p.id, k", [CANDIDATES_PER_ITEM, pid]),
+        ("items", Item, {
+            "project": ("%s", [pid]),
+            "prompt": ("p.id", []),
+            "open_slots": ("%s", [OVERLAP]),
+            "judgement_count": ("0", []),
+        }, f"FROM {t['prompt']} AS p WHERE p.project_id = %s ORDER BY p.id", [pid]),
+        ("item candidates", Item.candidates.through, {
+            "item": ("i.id", []),
+            "candidate": ("c.id", []),
+        }, f"FROM {t['item']} AS i JOIN {t['candidate']} AS c ON c.prompt_id = i.prompt_id "
+           "WHERE i.project_id = %s ORDER BY i.id, c.id", [pid]),
     ]
-    for name, statement, params in steps:
+    for name, model, given, tail, params in steps:
         step = time.monotonic()
-        rows = sql(statement, params)
+        rows = insert_select(model, given, tail, params)
         log(f"  seeded {rows:>9,} {name} in {time.monotonic() - step:.1f} s")
     sql("SET synchronous_commit = on")
     vacuum_analyze("prompt", "candidate", "item", "m2m")
@@ -202,6 +203,42 @@ def seed(n):
     elapsed = time.monotonic() - started
     log(f"seeded {slug} in {elapsed:.0f} s")
     return project, elapsed
+
+
+def insert_select(model, given, tail, params=()):
+    """INSERT INTO the model's table SELECT ...: one statement for any number of rows.
+
+    `given` maps field names to (SQL expression, params). Every other NOT NULL column gets
+    the model's default (created_at now(), a random() for callable float defaults such as a
+    shuffle key), so columns added to the models later do not break seeding.
+    """
+    from django.db import connection
+    from django.db.models import DateTimeField, FloatField
+
+    columns, exprs, values = [], [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        if f.name in given:
+            expr, expr_params = given[f.name]
+        elif f.null:
+            continue
+        elif isinstance(f, DateTimeField) and f.has_default():
+            expr, expr_params = "now()", []
+        elif isinstance(f, FloatField) and callable(f.default):
+            expr, expr_params = "random()", []
+        elif f.has_default():
+            expr, expr_params = "%s", [f.get_db_prep_save(f.get_default(), connection)]
+        else:
+            raise RuntimeError(f"claim_bench does not know how to seed {model.__name__}.{f.name}")
+        columns.append(connection.ops.quote_name(f.column))
+        exprs.append(expr)
+        values.extend(expr_params)
+    statement = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(exprs)} {tail}"
+    )
+    return sql(statement, [*values, *params])
 
 
 def vacuum_analyze(*names):
@@ -226,14 +263,19 @@ def bench_users(count, prefix):
 
 def reset(project):
     """Remove every assignment and judgement and reopen every item: the freshly seeded state."""
+    from annotate.models import Item
+
     t = tables()
     # The database holds only benchmark projects (require_postgres checks), so emptying the
     # two tables is safe, and instant where deleting millions of filler rows is not.
     sql(f"TRUNCATE {t['judgement']}, {t['assignment']}")
+    fresh = {"open_slots": project.overlap, "judgement_count": 0}
+    if "disagreement" in {f.name for f in Item._meta.concrete_fields}:
+        fresh["disagreement"] = 0.0  # recomputed on every submit where the field exists
     changed = sql(
-        f"UPDATE {t['item']} SET open_slots = %s, judgement_count = 0 "
-        "WHERE project_id = %s AND (open_slots <> %s OR judgement_count <> 0)",
-        [project.overlap, project.pk, project.overlap],
+        f"UPDATE {t['item']} SET {', '.join(f'{k} = %s' for k in fresh)} "
+        f"WHERE project_id = %s AND ({' OR '.join(f'{k} <> %s' for k in fresh)})",
+        [*fresh.values(), project.pk, *fresh.values()],
     )
     # Dead row versions left by the update would otherwise sit in the partial index.
     vacuum_analyze("item", "assignment", "judgement")
@@ -263,23 +305,22 @@ def complete_front(project, fraction, fillers):
         [project.overlap, project.pk, cutoff],
     )
     if fillers:
+        from annotate.models import Assignment, Judgement
+
         ids = [u.pk for u in fillers]
-        sql(f"""
-            INSERT INTO {t['assignment']}
-                (item_id, annotator_id, status, shown_order, leased_until, skip_reason,
-                 created_at)
-            SELECT i.id, u, 'submitted', '[]'::jsonb, now(), '', now()
-            FROM {t['item']} AS i CROSS JOIN unnest(%s::bigint[]) AS u
-            WHERE i.project_id = %s AND i.id < %s ORDER BY i.id, u""",
-            [ids, project.pk, cutoff])
-        sql(f"""
-            INSERT INTO {t['judgement']}
-                (assignment_id, item_id, annotator_id, kinds, ranking, pairwise_choice,
-                 ratings, flags, shown_order, comment, client_uuid, created_at)
-            SELECT a.id, a.item_id, a.annotator_id, '["ranking"]'::jsonb, '[]'::jsonb, '',
-                   '{{}}'::jsonb, '[]'::jsonb, '[]'::jsonb, '', gen_random_uuid(), now()
-            FROM {t['assignment']} AS a
-            WHERE a.annotator_id = ANY(%s) ORDER BY a.id""", [ids])
+        insert_select(Assignment, {
+            "item": ("i.id", []),
+            "annotator": ("u", []),
+            "status": ("%s", [Assignment.Status.SUBMITTED]),
+        }, f"FROM {t['item']} AS i CROSS JOIN unnest(%s::bigint[]) AS u "
+           "WHERE i.project_id = %s AND i.id < %s ORDER BY i.id, u", [ids, project.pk, cutoff])
+        insert_select(Judgement, {
+            "assignment": ("a.id", []),
+            "item": ("a.item_id", []),
+            "annotator": ("a.annotator_id", []),
+            "kinds": ("'[\"ranking\"]'::jsonb", []),
+            "client_uuid": ("gen_random_uuid()", []),
+        }, f"FROM {t['assignment']} AS a WHERE a.annotator_id = ANY(%s) ORDER BY a.id", [ids])
     sql("SET synchronous_commit = on")
     vacuum_analyze("item", "assignment", "judgement")
     return done, time.monotonic() - started
@@ -441,10 +482,11 @@ def explain_claim(project, user):
     from annotate import queue
     from annotate.models import Item
 
+    order = getattr(queue, "ORDER_BY", {}).get(getattr(project, "ordering", ""), ("id",))
     qs = (
         Item.objects.filter(project=project, open_slots__gt=0)
         .exclude(assignments__annotator=user)
-        .order_by("id")
+        .order_by(*order)
     )
     with transaction.atomic():
         plan = queue._lock(qs)[:1].explain(analyze=True, buffers=True)
