@@ -210,10 +210,10 @@ def insert_select(model, given, tail, params=()):
 
     `given` maps field names to (SQL expression, params). Every other NOT NULL column gets
     the model's default (created_at now(), a random() for callable float defaults such as a
-    shuffle key), so columns added to the models later do not break seeding.
+    shuffle key, '' for blank text), so columns added to the models later do not break seeding.
     """
     from django.db import connection
-    from django.db.models import DateTimeField, FloatField
+    from django.db.models import CharField, DateTimeField, FloatField, TextField
 
     columns, exprs, values = [], [], []
     for f in model._meta.concrete_fields:
@@ -229,6 +229,8 @@ def insert_select(model, given, tail, params=()):
             expr, expr_params = "random()", []
         elif f.has_default():
             expr, expr_params = "%s", [f.get_db_prep_save(f.get_default(), connection)]
+        elif isinstance(f, CharField | TextField) and f.blank:
+            expr, expr_params = "''", []
         else:
             raise RuntimeError(f"claim_bench does not know how to seed {model.__name__}.{f.name}")
         columns.append(connection.ops.quote_name(f.column))
@@ -312,6 +314,7 @@ def complete_front(project, fraction, fillers):
             "item": ("i.id", []),
             "annotator": ("u", []),
             "status": ("%s", [Assignment.Status.SUBMITTED]),
+            "leased_until": ("now()", []),
         }, f"FROM {t['item']} AS i CROSS JOIN unnest(%s::bigint[]) AS u "
            "WHERE i.project_id = %s AND i.id < %s ORDER BY i.id, u", [ids, project.pk, cutoff])
         insert_select(Judgement, {
@@ -561,7 +564,7 @@ def measure_naive(row, project, user, users, args):
     row.naive_plan = explain_naive(project, user)
 
 
-def measure(project, size, done_label, users, solo_user, naive_user, args, claims):
+def measure(project, size, done_label, users, solo_user, naive_user, args, claims, naive):
     row = Row(size=size, done=done_label, clients=len(users))
     log(f"{size:,} items, {done_label} done: {len(users)} annotators x {claims} claims")
     claim_lat, submit_lat, wall = run_clients("ours", project, users, claims)
@@ -573,8 +576,8 @@ def measure(project, size, done_label, users, solo_user, naive_user, args, claim
     row.solo = solo_profile(project, solo_user, SOLO_CLAIMS)
     log(f"  one annotator alone: p50 {ms(row.solo['p50']):.1f} ms, "
         f"{row.solo['queries']:.0f} queries per claim, {row.solo['sql_share']:.0%} in SQL")
-    row.plan = explain_claim(project, naive_user)
-    if not args.no_naive:
+    row.plan = explain_claim(project, users[0])
+    if naive:
         measure_naive(row, project, naive_user, users, args)
         log(f"  naive p50 {ms(row.naive_p50):.1f} ms ({row.naive_note})")
     return row
@@ -708,9 +711,13 @@ def parse_args(argv=None):
     parser.add_argument("--naive-reps", type=int, default=5,
                         help="naive query repetitions per client (default 5, fewer if slow)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive query")
-    parser.add_argument("--no-fill", action="store_true",
-                        help="at 90%% done, only set the counters (no filler judgements; the "
-                             "naive query is then skipped at 90%%)")
+    parser.add_argument("--fill-max", type=int, default=100_000,
+                        help="at 90%% done, store filler judgements (for the naive query) only "
+                             "for sizes up to this (default 100000; 2.7M fillers for 1M items "
+                             "take about 3 minutes); larger sizes skip the naive query at 90%%")
+    parser.add_argument("--ordering", default="sequential",
+                        help="project ordering to claim with, where the model has one "
+                             "(default sequential; the naive query always orders by id)")
     parser.add_argument("--explain", action="store_true",
                         help="print every EXPLAIN ANALYZE, not only for missed targets")
     return parser.parse_args(argv)
@@ -729,6 +736,7 @@ def main(argv=None):
         project, seeded = seed(size)
         if seeded:
             notes.append(f"{size:,} items seeded in {seeded:.0f} s (reused on later runs)")
+        set_ordering(project, args.ordering)
         claims = args.claims_per_annotator
         if size > 100_000 and args.large_claims_per_annotator:
             claims = args.large_claims_per_annotator
@@ -736,20 +744,30 @@ def main(argv=None):
                          f"(not {args.claims_per_annotator}) to keep the run short")
         reset(project)
         rows.append(measure(project, size, "0%", annotators, solo_user, naive_user, args,
-                            claims))
+                            claims, naive=not args.no_naive))
         reset(project)
-        fill = fillers if not args.no_fill else None
-        done, secs = complete_front(project, DONE_FRACTION, fill)
+        fill = size <= args.fill_max
+        done, secs = complete_front(project, DONE_FRACTION, fillers if fill else None)
         log(f"marked {done:,} items done in {secs:.0f} s"
             + (f" (with {done * OVERLAP:,} filler judgements)" if fill else ""))
-        skip_naive = args.no_naive
-        args.no_naive = args.no_naive or args.no_fill
+        if not fill and not args.no_naive:
+            notes.append(f"{size:,} items @ 90%: naive query skipped (no filler judgements "
+                         f"above --fill-max {args.fill_max:,})")
         rows.append(measure(project, size, "90%", annotators, solo_user, naive_user, args,
-                            claims))
-        args.no_naive = skip_naive
+                            claims, naive=fill and not args.no_naive))
         reset(project)
     notes.append(f"total run time {time.monotonic() - started:.0f} s")
     report(rows, args, notes)
+
+
+def set_ordering(project, ordering):
+    names = {f.name for f in project._meta.concrete_fields}
+    if "ordering" in names:
+        if project.ordering != ordering:
+            project.ordering = ordering
+            project.save(update_fields=["ordering"])
+    elif ordering != "sequential":
+        sys.exit(f"--ordering {ordering}: this version of Project has no ordering field")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ def test_the_project_form_configures_judgement_types(client, engineer):
         "name": "Tutor", "slug": "tutor", "judgement_kinds": ["pairwise", "rating"],
         "rating_dimensions": "Helpfulness, factual accuracy", "rating_scale": 7,
         "overlap": 2, "lease_seconds": 600, "undo_seconds": 15, "max_pending": 2,
+        "ordering": "sequential",
     })
     assert response.status_code == 302
     from annotate.models import Project

@@ -193,5 +193,6 @@ def test_it_stores_a_double_enter_once(annotator_page):
     form = page.locator("#judge-form")
     expect(form).not_to_have_attribute("data-item", str(first_item))
     expect(page.get_by_test_id("done-today")).to_have_text("1")
+    settled(page)
     assert Judgement.objects.filter(annotator=user).count() == 1
     assert Judgement.objects.get(annotator=user).item_id == first_item
