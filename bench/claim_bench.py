@@ -708,12 +708,36 @@ def diagnosis(rows, args):
             f"{args.annotators} clients -> p50 {ms(r.p50):.1f} ms, "
             f"{ms(r.p50) / ms(solo['p50']):.1f}x the solo time."
         )
+        walked = plan_rows_removed(r.plan)
+        if walked > 1000:
+            out.append(
+                f"{r.size:,} @ {r.done}: the claim SELECT throws away {walked:,} rows before it "
+                f"finds an open item ({plan_index(r.plan)}): the planner expects open items "
+                "to be spread evenly, so it walks the primary key in id order past every done "
+                "item and every item of projects created earlier instead of the partial index "
+                "of open items."
+            )
     out.append(
         f"{args.annotators} Python client processes plus their {args.annotators} PostgreSQL "
-        f"backends share {cores} core(s): each claim+submit cycle costs CPU in both, so "
-        "latency under load is mostly waiting for a core (run queue), not the query plan."
+        f"backends share {cores} core(s): each claim+submit cycle costs CPU in both (Django "
+        "builds and PostgreSQL plans every one of the claim's queries), so under load a "
+        "claim mostly waits for a core."
     )
     return out
+
+
+def plan_rows_removed(plan):
+    """The most rows one node of the plan filtered away."""
+    counts = [int(line.split(":")[1]) for line in plan.splitlines()
+              if line.strip().startswith("Rows Removed by Filter:")]
+    return max(counts, default=0)
+
+
+def plan_index(plan):
+    for line in plan.splitlines():
+        if "Scan using" in line:
+            return line.strip().lstrip("-> ").split("  (")[0]
+    return "no index scan"
 
 
 def plan_time(plan):
