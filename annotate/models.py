@@ -37,7 +37,11 @@ ORDERINGS = {
     "random": "Random",
     "breadth_first": "Breadth-first (fewest judgements first)",
     "disagreement_first": "Disagreement first (items annotators disagree on)",
+    "active_learning": "Active learning (items the reward model is least sure about first)",
 }
+
+# rm_margin of an item no reward model has scored yet: active learning hands these out last.
+UNSCORED_MARGIN = 1e9
 
 
 def random_key():
@@ -99,6 +103,40 @@ class Project(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The policy that generates new candidates.",
+    )
+    reward_model = models.ForeignKey(
+        "rlhf.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The reward model that scores open items for active learning.",
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of claims that hand out a gold item (one with a known answer), 0–0.5.",
+    )
+    gold_min_accuracy = models.FloatField(
+        default=0.7,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Annotators whose gold accuracy falls below this are flagged to managers.",
+    )
+    gold_min_judged = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="Gold items an annotator judges before their accuracy is held against them.",
+    )
+    gold_pause = models.BooleanField(
+        default=False,
+        help_text="Pause flagged annotators (they get no more items until a manager resumes them).",
+    )
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fully judged items whose disagreement reaches this go to review; blank: no review.",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -194,8 +232,16 @@ class Candidate(models.Model):
         return f"candidate {self.pk}"
 
 
+class ReviewStatus(models.TextChoices):
+    NONE = "", "Not for review"
+    PENDING = "pending", "Waiting for review"
+    RESOLVED = "resolved", "Adjudicated"
+
+
 class Item(models.Model):
     """One unit of work: a prompt with an ordered set of candidates, judged `overlap` times."""
+
+    ReviewStatus = ReviewStatus
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="items")
@@ -208,6 +254,17 @@ class Item(models.Model):
     shuffle_key = models.FloatField(default=random_key)
     # 1 - pairwise agreement of the item's live judgements (0 until two annotators judged it).
     disagreement = models.FloatField(default=0.0)
+    # Smallest reward-score gap between the item's candidates under the project's reward model
+    # (UNSCORED_MARGIN until scored): active learning hands out the smallest first.
+    rm_margin = models.FloatField(default=UNSCORED_MARGIN)
+    # Gold items have a known answer; they are shown to every annotator once, never fill up,
+    # and are not in the open-item indexes (open_slots stays 0).
+    is_gold = models.BooleanField(default=False)
+    # Groups of candidate ids, best first (ties in one group), like Judgement.ranking.
+    gold_ranking = models.JSONField(default=list, blank=True)
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.NONE, blank=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -223,6 +280,12 @@ class Item(models.Model):
                          name="item_open_breadth_idx"),
             models.Index(fields=["project", "-disagreement", "id"],
                          condition=Q(open_slots__gt=0), name="item_open_disagree_idx"),
+            models.Index(fields=["project", "rm_margin", "id"],
+                         condition=Q(open_slots__gt=0), name="item_open_margin_idx"),
+            models.Index(fields=["project", "shuffle_key"], condition=Q(is_gold=True),
+                         name="item_gold_idx"),
+            models.Index(fields=["project", "review_status", "id"],
+                         condition=~Q(review_status=""), name="item_review_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(open_slots__gte=0), name="item_open_slots_gte_0")
@@ -316,6 +379,8 @@ class Judgement(models.Model):
     client_uuid = models.UUIDField(unique=True, default=uuid.uuid4)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     retracted_at = models.DateTimeField(null=True, blank=True)
+    # On a gold item: how much of the gold answer this judgement got right (0–1).
+    gold_score = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -339,3 +404,96 @@ class Judgement(models.Model):
                         yield chosen, rejected, weight
         if self.correction_id:
             yield self.correction_id, self.correction.parent_id, 1.0
+
+
+def ranking_pairs(ranking):
+    """Yield (better, worse) candidate-id pairs implied by groups best first (ties give none)."""
+    for i, better in enumerate(ranking):
+        for worse in ranking[i + 1 :]:
+            for b in better:
+                for w in worse:
+                    yield b, w
+
+
+def gold_score(gold, given):
+    """Return the share of the gold answer's ordered pairs (and ties) the given ranking matches.
+
+    Both are groups of candidate ids best first. A gold tie counts as matched when the
+    annotator tied the two as well; with no pairs to compare the score is 1.
+    """
+    rank_of = {cid: i for i, group in enumerate(given) for cid in group}
+    gold_rank = {cid: i for i, group in enumerate(gold) for cid in group}
+    ids = sorted(gold_rank)
+    total = matched = 0
+    for x, a in enumerate(ids):
+        for b in ids[x + 1 :]:
+            total += 1
+            if a not in rank_of or b not in rank_of:
+                continue
+            want = (gold_rank[a] > gold_rank[b]) - (gold_rank[a] < gold_rank[b])
+            got = (rank_of[a] > rank_of[b]) - (rank_of[a] < rank_of[b])
+            matched += want == got
+    return matched / total if total else 1.0
+
+
+class AnnotatorStanding(models.Model):
+    """An annotator's gold record in one project: accuracy, flag and pause."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="standings")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="standings"
+    )
+    gold_judged = models.PositiveIntegerField(default=0)
+    gold_score_sum = models.FloatField(default=0.0)
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    # Set when a manager resumes a paused annotator: gold before it no longer pauses them.
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "annotator"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator"], name="standing_unique_annotator"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.annotator} in {self.project}"
+
+    @property
+    def gold_accuracy(self):
+        return self.gold_score_sum / self.gold_judged if self.gold_judged else None
+
+    def below_threshold(self):
+        """Return whether enough gold was judged and the accuracy is under the project's bar."""
+        project = self.project
+        return (
+            self.gold_judged >= project.gold_min_judged
+            and self.gold_accuracy < project.gold_min_accuracy
+        )
+
+
+class Adjudication(models.Model):
+    """A reviewer's answer for a disputed item; it exports instead of the item's judgements."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="adjudication")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
+    )
+    # Groups of candidate ids best first, like Judgement.ranking.
+    ranking = models.JSONField(default=list)
+    comment = models.TextField(blank=True)
+    made_gold = models.BooleanField(
+        default=False, help_text="The adjudicated answer was also made a gold item."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"adjudication of {self.item}"
+
+    def preference_pairs(self):
+        """Yield (chosen_id, rejected_id) for every ordered pair of the adjudicated ranking."""
+        yield from ranking_pairs(self.ranking)

@@ -14,6 +14,7 @@ ORDER_BY = {
     "random": ("shuffle_key", "id"),
     "breadth_first": ("-open_slots", "id"),
     "disagreement_first": ("-disagreement", "id"),
+    "active_learning": ("rm_margin", "id"),
 }
 
 

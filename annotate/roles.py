@@ -8,7 +8,8 @@ from django.core.exceptions import PermissionDenied
 ANNOTATOR = "Annotator"
 ENGINEER = "Engineer"
 MANAGER = "Manager"
-ALL_ROLES = (ANNOTATOR, ENGINEER, MANAGER)
+REVIEWER = "Reviewer"
+ALL_ROLES = (ANNOTATOR, ENGINEER, MANAGER, REVIEWER)
 
 
 def user_roles(user):
