@@ -1,4 +1,4 @@
-from .roles import ANNOTATOR, ENGINEER, MANAGER, user_roles
+from .roles import ANNOTATOR, ENGINEER, MANAGER, REVIEWER, user_roles
 
 
 def roles(request):
@@ -7,4 +7,5 @@ def roles(request):
         "is_annotator": ANNOTATOR in held,
         "is_engineer": ENGINEER in held,
         "is_manager": MANAGER in held,
+        "is_reviewer": REVIEWER in held,
     }

@@ -8,6 +8,7 @@ MAX_IMPORT_BYTES = 50 * 1024 * 1024
 
 
 class ProjectForm(forms.ModelForm):
+    DEFAULTED = ("gold_rate", "gold_min_accuracy", "gold_min_judged")
     judgement_kinds = forms.MultipleChoiceField(
         choices=list(JUDGEMENT_KINDS.items()), widget=forms.CheckboxSelectMultiple,
         initial=["ranking"],
@@ -22,7 +23,8 @@ class ProjectForm(forms.ModelForm):
         model = Project
         fields = ["name", "slug", "description", "guidelines", "judgement_kinds",
                   "rating_dimensions", "rating_scale", "overlap", "ordering", "lease_seconds",
-                  "max_pending", "undo_seconds", "annotators"]
+                  "max_pending", "undo_seconds", "annotators", "gold_rate", "gold_min_accuracy",
+                  "gold_min_judged", "gold_pause", "review_threshold"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "guidelines": forms.Textarea(attrs={"rows": 8}),
@@ -36,6 +38,9 @@ class ProjectForm(forms.ModelForm):
         ).order_by("username")
         if self.instance.pk:
             self.initial["rating_dimensions"] = ", ".join(self.instance.rating_dimensions)
+        # Quality settings keep their defaults when a form (or an older client) leaves them out.
+        for name in self.DEFAULTED:
+            self.fields[name].required = False
 
     def clean_rating_dimensions(self):
         raw = self.cleaned_data["rating_dimensions"]
@@ -48,6 +53,9 @@ class ProjectForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        for name in self.DEFAULTED:
+            if data.get(name) is None and name not in self.errors:
+                data[name] = Project._meta.get_field(name).default
         if "rating" in data.get("judgement_kinds", []) and not data.get("rating_dimensions"):
             self.add_error("rating_dimensions", "Ratings need at least one dimension.")
         return data

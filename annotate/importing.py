@@ -10,7 +10,7 @@ from django.db import transaction
 from .models import Candidate, Item, Project, Prompt
 
 ROLES = ("system", "user", "assistant")
-JSONL_FIELDS = {"id", "prompt", "candidates", "metadata", "split"}
+JSONL_FIELDS = {"id", "prompt", "candidates", "metadata", "split", "gold"}
 MAX_CANDIDATES = 8
 MAX_ERRORS_SHOWN = 50
 
@@ -34,6 +34,8 @@ class Row:
     external_id: str = ""
     metadata: dict = field(default_factory=dict)
     split: str = Prompt.Split.TRAIN
+    # Gold answer: groups of candidate indexes (0-based), best first; empty = not gold.
+    gold: list = field(default_factory=list)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ImportResult:
     prompts: int
     candidates: int
     items: int
+    gold: int = 0
 
 
 def _conversation(value):
@@ -77,6 +80,30 @@ def _candidates(value):
     if len(texts) > MAX_CANDIDATES:
         raise ValueError(f"'candidates' has {len(texts)} entries; at most {MAX_CANDIDATES}")
     return texts
+
+
+def _gold(value, n_candidates):
+    """Return the gold answer as groups of candidate indexes, best first.
+
+    Accepts [1, 0, 2] (a strict order) or [[1], [0, 2]] (groups; a group is a tie).
+    """
+    if value is None:
+        return []
+    if n_candidates < 2:
+        raise ValueError("'gold' needs at least two 'candidates'")
+    if not isinstance(value, list) or not value:
+        raise ValueError("'gold' must be a list of candidate indexes, best first")
+    groups = [g if isinstance(g, list) else [g] for g in value]
+    flat = [i for g in groups for i in g]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in flat):
+        raise ValueError("'gold' must hold candidate indexes (0-based integers)")
+    if sorted(flat) != list(range(n_candidates)):
+        raise ValueError(
+            f"'gold' must name every candidate index 0..{n_candidates - 1} exactly once"
+        )
+    if len(groups) < 2:
+        raise ValueError("'gold' ties every candidate; a gold answer must prefer one")
+    return groups
 
 
 def _decode(data):
@@ -120,9 +147,10 @@ def parse_jsonl(text):
             split = obj.get("split", Prompt.Split.TRAIN)
             if split not in Prompt.Split.values:
                 raise ValueError(f"'split' must be one of {Prompt.Split.values}")
+            candidates = _candidates(obj.get("candidates"))
             rows.append(
-                Row(number, _conversation(obj["prompt"]), _candidates(obj.get("candidates")),
-                    str(ext), metadata, split)
+                Row(number, _conversation(obj["prompt"]), candidates, str(ext), metadata, split,
+                    _gold(obj.get("gold"), len(candidates)))
             )
         except ValueError as exc:
             errors.append(f"line {number}: {exc}")
@@ -201,7 +229,7 @@ def import_rows(project: Project, rows, source="import"):
             [f"line {r.line}: id {r.external_id!r} already exists in this project"
              for r in rows if r.external_id in clashes]
         )
-    n_candidates = n_items = 0
+    n_candidates = n_items = n_gold = 0
     with transaction.atomic():
         for row in rows:
             prompt = Prompt.objects.create(
@@ -214,13 +242,20 @@ def import_rows(project: Project, rows, source="import"):
             )
             n_candidates += len(created)
             if len(created) >= 2:
-                create_item(project, prompt, created)
+                gold = [[created[i].pk for i in group] for group in row.gold]
+                create_item(project, prompt, created, gold_ranking=gold)
                 n_items += 1
-    return ImportResult(len(rows), n_candidates, n_items)
+                n_gold += bool(gold)
+    return ImportResult(len(rows), n_candidates, n_items, n_gold)
 
 
-def create_item(project, prompt, candidates):
-    item = Item.objects.create(project=project, prompt=prompt, open_slots=project.overlap)
+def create_item(project, prompt, candidates, gold_ranking=None):
+    """Create an item; a gold item (with a known answer) has no slots to fill."""
+    if gold_ranking:
+        item = Item.objects.create(project=project, prompt=prompt, open_slots=0, is_gold=True,
+                                   gold_ranking=gold_ranking)
+    else:
+        item = Item.objects.create(project=project, prompt=prompt, open_slots=project.overlap)
     item.candidates.set(candidates)
     return item
 

@@ -136,7 +136,7 @@ class Project(models.Model):
         blank=True,
         default=0.5,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Fully judged items whose disagreement reaches this go to review; blank: no review.",
+        help_text="Fully judged items whose disagreement reaches this go to review (blank: none).",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

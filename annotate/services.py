@@ -8,7 +8,18 @@ from django.db.models import F
 from django.utils import timezone
 
 from .agreement import pairwise_percent_agreement
-from .models import FLAGS, Assignment, Candidate, Item, Judgement
+from .models import (
+    FLAGS,
+    Adjudication,
+    AnnotatorStanding,
+    Assignment,
+    Candidate,
+    Item,
+    Judgement,
+    ReviewStatus,
+    gold_score,
+    ranking_pairs,
+)
 
 
 class SubmitError(Exception):
@@ -143,6 +154,9 @@ def submit_judgement(user, assignment_id, answer, client_uuid, duration_ms=None)
             correction = _save_correction(assignment, answer)
             if correction is not None:
                 fields["kinds"] = [*fields["kinds"], Judgement.Kind.CORRECTION]
+            item = assignment.item
+            if item.is_gold:
+                fields["gold_score"] = gold_score(item.gold_ranking, fields["ranking"])
             judgement = Judgement.objects.create(
                 assignment=assignment,
                 item_id=assignment.item_id,
@@ -158,7 +172,11 @@ def submit_judgement(user, assignment_id, answer, client_uuid, duration_ms=None)
             Item.objects.filter(pk=assignment.item_id).update(
                 judgement_count=F("judgement_count") + 1
             )
-            update_disagreement(assignment.item_id)
+            if item.is_gold:
+                record_gold(item.project, user, judgement.gold_score)
+            else:
+                update_disagreement(assignment.item_id)
+                update_review_status(item.project, assignment.item_id)
             return judgement, True
     except IntegrityError:
         # A concurrent replay of the same submission won the race; it is stored once.
@@ -178,6 +196,76 @@ def update_disagreement(item_id):
     disagreement = 0.0 if agreement is None else 1.0 - agreement
     Item.objects.filter(pk=item_id).update(disagreement=disagreement)
     return disagreement
+
+
+def record_gold(project, user, score, sign=1):
+    """Add (or with sign=-1 take back) one gold result; flag and pause below the bar."""
+    standing, _ = AnnotatorStanding.objects.get_or_create(project=project, annotator=user)
+    AnnotatorStanding.objects.filter(pk=standing.pk).update(
+        gold_judged=F("gold_judged") + sign, gold_score_sum=F("gold_score_sum") + sign * score,
+        updated_at=timezone.now(),
+    )
+    standing.refresh_from_db()
+    standing.project = project
+    below = standing.below_threshold()
+    if below and standing.flagged_at is None:
+        standing.flagged_at = timezone.now()
+        standing.paused = project.gold_pause
+    elif not below and standing.flagged_at is not None and not standing.paused:
+        standing.flagged_at = None
+    standing.save(update_fields=["flagged_at", "paused"])
+    return standing
+
+
+def resume_annotator(project, annotator):
+    """Let a paused annotator work again; their gold record starts afresh from now."""
+    now = timezone.now()
+    return AnnotatorStanding.objects.filter(project=project, annotator=annotator).update(
+        paused=False, flagged_at=None, gold_judged=0, gold_score_sum=0.0, resumed_at=now,
+        updated_at=now,
+    )
+
+
+def update_review_status(project, item_id):
+    """Send a fully judged item whose annotators disagree enough to review (or take it back)."""
+    threshold = project.review_threshold
+    item = Item.objects.get(pk=item_id)
+    if item.review_status == ReviewStatus.RESOLVED:
+        return item.review_status
+    wanted = (
+        threshold is not None
+        and item.judgement_count >= max(project.overlap, 2)
+        and item.disagreement >= threshold
+    )
+    status = ReviewStatus.PENDING if wanted else ReviewStatus.NONE
+    if status != item.review_status:
+        Item.objects.filter(pk=item_id).update(review_status=status)
+    return status
+
+
+def adjudicate(reviewer, item, ranking, comment="", make_gold=False):
+    """Record the reviewer's answer for an item; optionally make the item a gold item."""
+    shown = list(item.candidates.values_list("id", flat=True))
+    ranking = parse_ranking(ranking, shown)
+    now = timezone.now()
+    with transaction.atomic():
+        adjudication, created = Adjudication.objects.select_for_update().get_or_create(
+            item=item,
+            defaults={"reviewer": reviewer, "ranking": ranking, "comment": comment,
+                      "made_gold": make_gold, "created_at": now, "updated_at": now},
+        )
+        if not created:
+            adjudication.reviewer = reviewer
+            adjudication.ranking = ranking
+            adjudication.comment = comment
+            adjudication.made_gold = make_gold or adjudication.made_gold
+            adjudication.updated_at = now
+            adjudication.save()
+        update = {"review_status": ReviewStatus.RESOLVED}
+        if make_gold:
+            update.update(is_gold=True, gold_ranking=ranking, open_slots=0)
+        Item.objects.filter(pk=item.pk).update(**update)
+    return adjudication
 
 
 def undo_judgement(user, judgement_id, now=None):
@@ -205,7 +293,11 @@ def undo_judgement(user, judgement_id, now=None):
         Item.objects.filter(pk=judgement.item_id).update(
             judgement_count=F("judgement_count") - 1
         )
-        update_disagreement(judgement.item_id)
+        if judgement.gold_score is not None:
+            record_gold(judgement.item.project, user, judgement.gold_score, sign=-1)
+        else:
+            update_disagreement(judgement.item_id)
+            update_review_status(judgement.item.project, judgement.item_id)
         return assignment
 
 
@@ -225,31 +317,71 @@ def skip_assignment(user, assignment_id, reason):
         assignment.status = Assignment.Status.SKIPPED
         assignment.skip_reason = reason[:300]
         assignment.save(update_fields=["status", "skip_reason"])
-        Item.objects.filter(pk=assignment.item_id).update(open_slots=F("open_slots") + 1)
+        Item.objects.filter(pk=assignment.item_id, is_gold=False).update(
+            open_slots=F("open_slots") + 1
+        )
         return assignment
 
 
 def preference_rows(project):
-    """Yield TRL conversational preference rows, one per ordered pair of every judgement."""
+    """Yield TRL conversational preference rows, adjudicated answers first.
+
+    An adjudicated item exports the reviewer's answer (source "review") instead of its
+    judgements; a gold item exports its gold answer once (source "gold") instead of the
+    judgements on it; every other live judgement exports each ordered pair it implies
+    (source "judgement", with the raw judgement id).
+    """
+    texts = {}
+
+    def text_of(ids):
+        missing = set(ids) - texts.keys()
+        if missing:
+            texts.update(Candidate.objects.filter(id__in=missing).values_list("id", "text"))
+        return texts
+
+    def row(prompt, chosen, rejected, row_id, source, weight=1.0, **extra):
+        return {
+            "prompt": prompt.conversation,
+            "chosen": [{"role": "assistant", "content": texts[chosen]}],
+            "rejected": [{"role": "assistant", "content": texts[rejected]}],
+            "id": row_id,
+            "prompt_id": str(prompt.external_id or prompt.pk),
+            "weight": weight,
+            "source": source,
+            **extra,
+        }
+
+    adjudications = (
+        Adjudication.objects.filter(item__project=project)
+        .select_related("item__prompt").order_by("id")
+    )
+    for adjudication in adjudications.iterator(chunk_size=500):
+        pairs = list(adjudication.preference_pairs())
+        text_of(cid for pair in pairs for cid in pair)
+        for chosen, rejected in pairs:
+            yield row(adjudication.item.prompt, chosen, rejected,
+                      f"r{adjudication.pk}-{chosen}-{rejected}", "review",
+                      judgement_id=None, adjudication_id=adjudication.pk)
+    gold_items = (
+        Item.objects.filter(project=project, is_gold=True, adjudication__isnull=True)
+        .select_related("prompt").order_by("id")
+    )
+    for item in gold_items.iterator(chunk_size=500):
+        pairs = list(ranking_pairs(item.gold_ranking))
+        text_of(cid for pair in pairs for cid in pair)
+        for chosen, rejected in pairs:
+            yield row(item.prompt, chosen, rejected, f"g{item.pk}-{chosen}-{rejected}", "gold",
+                      judgement_id=None)
     judgements = (
-        Judgement.objects.filter(item__project=project, retracted_at__isnull=True)
+        Judgement.objects.filter(item__project=project, retracted_at__isnull=True,
+                                 item__is_gold=False, item__adjudication__isnull=True)
         .select_related("item__prompt", "correction")
         .order_by("id")
     )
-    texts = {}
     for judgement in judgements.iterator(chunk_size=500):
-        prompt = judgement.item.prompt
         pairs = list(judgement.preference_pairs())
-        missing = {cid for pair in pairs for cid in pair[:2]} - texts.keys()
-        if missing:
-            texts.update(Candidate.objects.filter(id__in=missing).values_list("id", "text"))
+        text_of(cid for pair in pairs for cid in pair[:2])
         for chosen, rejected, weight in pairs:
-            yield {
-                "prompt": prompt.conversation,
-                "chosen": [{"role": "assistant", "content": texts[chosen]}],
-                "rejected": [{"role": "assistant", "content": texts[rejected]}],
-                "id": f"j{judgement.pk}-{chosen}-{rejected}",
-                "judgement_id": judgement.pk,
-                "prompt_id": str(prompt.external_id or prompt.pk),
-                "weight": weight,
-            }
+            yield row(judgement.item.prompt, chosen, rejected,
+                      f"j{judgement.pk}-{chosen}-{rejected}", "judgement", weight,
+                      judgement_id=judgement.pk)

@@ -4,8 +4,10 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
+from django.core.paginator import Paginator
+from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,13 +20,25 @@ from rlhf.models import RunMetric, TrainingRun
 from . import agreement, queue
 from .forms import ImportForm, ProjectForm
 from .importing import ImportRejected, import_file
-from .models import FLAGS, SKIP_REASONS, Assignment, Candidate, Item, Judgement, Project
-from .roles import ANNOTATOR, ENGINEER, MANAGER, has_role, role_required
+from .models import (
+    FLAGS,
+    SKIP_REASONS,
+    AnnotatorStanding,
+    Assignment,
+    Candidate,
+    Item,
+    Judgement,
+    Project,
+    ReviewStatus,
+)
+from .roles import ANNOTATOR, ENGINEER, MANAGER, REVIEWER, has_role, role_required
 from .services import (
     Answer,
     LeaseLost,
     SubmitError,
+    adjudicate,
     preference_rows,
+    resume_annotator,
     skip_assignment,
     submit_judgement,
     undo_judgement,
@@ -61,7 +75,7 @@ def project_new(request):
 
 
 def _project_stats(project):
-    items = Item.objects.filter(project=project)
+    items = Item.objects.filter(project=project, is_gold=False)
     totals = items.aggregate(n=Count("id"), judged=Sum("judgement_count"))
     wanted = (totals["n"] or 0) * project.overlap
     judged = totals["judged"] or 0
@@ -73,6 +87,7 @@ def _project_stats(project):
         "wanted": wanted,
         "percent": int(100 * min(judged, wanted) / wanted) if wanted else 0,
         "complete_items": items.filter(judgement_count__gte=project.overlap).count(),
+        "gold_items": Item.objects.filter(project=project, is_gold=True).count(),
     }
 
 
@@ -109,7 +124,7 @@ def project_import(request, slug):
             messages.success(
                 request,
                 f"Imported {result.prompts} prompts, {result.candidates} candidates, "
-                f"{result.items} items from {upload.name}.",
+                f"{result.items} items ({result.gold} gold) from {upload.name}.",
             )
             return redirect(project)
     context = _project_context(project, form, errors)
@@ -145,6 +160,7 @@ def _work_context(request, project, assignment, notice=None, undo=None):
         retracted_at__isnull=True,
     ).count()
     context["left"] = Item.objects.filter(project=project, open_slots__gt=0).count()
+    context["paused"] = assignment is None and queue.is_paused(project, request.user)
     return context
 
 
@@ -324,6 +340,151 @@ def dashboard(request, slug):
         "per_annotator": per_annotator,
     }
     return render(request, "dashboard/project.html", context)
+
+
+def _ranking_letters(ranking, letters):
+    return " > ".join(" = ".join(letters.get(cid, "?") for cid in group) for group in ranking)
+
+
+@role_required(REVIEWER, MANAGER)
+def review_queue(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    status = request.GET.get("status", ReviewStatus.PENDING)
+    if status not in (ReviewStatus.PENDING, ReviewStatus.RESOLVED):
+        status = ReviewStatus.PENDING
+    items = (
+        Item.objects.filter(project=project, review_status=status)
+        .select_related("prompt", "adjudication__reviewer")
+        .order_by("id")
+    )
+    counts = dict(
+        Item.objects.filter(project=project).exclude(review_status=ReviewStatus.NONE)
+        .values_list("review_status").annotate(n=Count("id")).order_by()
+    )
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    return render(request, "annotate/review_queue.html", {
+        "project": project, "status": status, "page": page,
+        "pending": counts.get(ReviewStatus.PENDING, 0),
+        "resolved": counts.get(ReviewStatus.RESOLVED, 0),
+        "can_adjudicate": has_role(request.user, REVIEWER),
+    })
+
+
+def _ranks_from(post, candidate_ids):
+    """Read rank_<id> selects (1 = best, equal ranks tie) into groups of ids, best first."""
+    ranks = {}
+    for cid in candidate_ids:
+        value = post.get(f"rank_{cid}", "")
+        if not value:
+            raise SubmitError("Give every response a rank.")
+        try:
+            ranks[cid] = int(value)
+        except ValueError:
+            raise SubmitError("A rank is not a number.") from None
+    return [[cid for cid in candidate_ids if ranks[cid] == r] for r in sorted(set(ranks.values()))]
+
+
+@role_required(REVIEWER, MANAGER)
+def review_item(request, slug, item_id):
+    project = get_object_or_404(Project, slug=slug)
+    item = get_object_or_404(Item.objects.select_related("prompt"), pk=item_id, project=project)
+    candidates = list(item.candidates.order_by("id"))
+    letters = {c.id: chr(ord("A") + i) for i, c in enumerate(candidates)}
+    error = None
+    if request.method == "POST":
+        if not has_role(request.user, REVIEWER):
+            raise PermissionDenied("Recording an adjudicated answer needs the Reviewer role.")
+        try:
+            ranking = _ranks_from(request.POST, [c.id for c in candidates])
+            adjudicate(request.user, item, ranking, request.POST.get("comment", "")[:5000],
+                       make_gold=request.POST.get("make_gold") == "on")
+        except SubmitError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, f"Item {item.pk} adjudicated: "
+                             f"{_ranking_letters(ranking, letters)}.")
+            following = (
+                Item.objects.filter(project=project, review_status=ReviewStatus.PENDING)
+                .exclude(pk=item.pk).order_by("id")
+            )
+            nxt = following.filter(pk__gt=item.pk).first() or following.first()
+            if nxt is not None:
+                return redirect("annotate-review-item", slug=slug, item_id=nxt.pk)
+            return redirect("annotate-review", slug=slug)
+    judgements = list(
+        item.judgements.filter(retracted_at__isnull=True)
+        .select_related("annotator", "correction").order_by("id")
+    )
+    for j in judgements:
+        j.ranking_letters = _ranking_letters(j.ranking, letters)
+        j.shown_letters = ", ".join(letters.get(cid, "?") for cid in j.shown_order)
+        j.rating_rows = [(letters.get(int(cid), "?"), scores) for cid, scores in j.ratings.items()]
+    adjudication = getattr(item, "adjudication", None)
+    current = {}
+    if request.method == "POST":
+        current = {c.id: request.POST.get(f"rank_{c.id}", "") for c in candidates}
+    elif adjudication is not None:
+        current = {cid: str(r) for r, group in enumerate(adjudication.ranking, 1) for cid in group}
+    rows = [
+        {"candidate": c, "letter": letters[c.id], "rank": current.get(c.id, "")}
+        for c in candidates
+    ]
+    context = {
+        "project": project, "item": item, "rows": rows, "judgements": judgements,
+        "adjudication": adjudication, "ranks": range(1, len(candidates) + 1), "error": error,
+        "adjudication_letters": adjudication and _ranking_letters(adjudication.ranking, letters),
+        "gold_letters": item.is_gold and _ranking_letters(item.gold_ranking, letters),
+        "can_adjudicate": has_role(request.user, REVIEWER), "flags": FLAGS,
+    }
+    return render(request, "annotate/review_item.html", context, status=422 if error else 200)
+
+
+@role_required(MANAGER)
+def quality(request, slug):
+    """Gold accuracy per annotator, flags and pauses, and the review queue's size."""
+    project = get_object_or_404(Project, slug=slug)
+    standings = {
+        s.annotator_id: s
+        for s in AnnotatorStanding.objects.filter(project=project).select_related("annotator")
+    }
+    overall = {
+        row["annotator"]: row
+        for row in Judgement.objects.filter(
+            item__project=project, retracted_at__isnull=True, gold_score__isnull=False
+        ).values("annotator").annotate(n=Count("id"), accuracy=Avg("gold_score"))
+    }
+    users = User.objects.filter(pk__in=set(standings) | set(overall)).order_by("username")
+    rows = []
+    for user in users:
+        standing = standings.get(user.pk)
+        row = overall.get(user.pk, {})
+        rows.append({
+            "user": user, "standing": standing, "gold_total": row.get("n", 0),
+            "accuracy_total": row.get("accuracy"),
+            "accuracy_window": standing.gold_accuracy if standing else None,
+            "window": standing.gold_judged if standing else 0,
+        })
+    counts = dict(
+        Item.objects.filter(project=project).exclude(review_status=ReviewStatus.NONE)
+        .values_list("review_status").annotate(n=Count("id")).order_by()
+    )
+    return render(request, "annotate/quality.html", {
+        "project": project, "rows": rows,
+        "gold_items": Item.objects.filter(project=project, is_gold=True).count(),
+        "pending": counts.get(ReviewStatus.PENDING, 0),
+        "resolved": counts.get(ReviewStatus.RESOLVED, 0),
+    })
+
+
+@role_required(MANAGER)
+@require_POST
+def resume(request, slug, user_id):
+    project = get_object_or_404(Project, slug=slug)
+    annotator = get_object_or_404(User, pk=user_id)
+    if resume_annotator(project, annotator):
+        messages.success(request, f"{annotator.username} can annotate again; their gold "
+                         "record starts afresh.")
+    return redirect("annotate-quality", slug=slug)
 
 
 def healthz(request):

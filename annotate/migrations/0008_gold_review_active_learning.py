@@ -90,7 +90,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='project',
             name='review_threshold',
-            field=models.FloatField(blank=True, default=0.5, help_text='Fully judged items whose disagreement reaches this go to review; blank: no review.', null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            field=models.FloatField(blank=True, default=0.5, help_text='Fully judged items whose disagreement reaches this go to review (blank: none).', null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
         migrations.AddField(
             model_name='project',
