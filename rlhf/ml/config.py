@@ -1,4 +1,4 @@
-"""Configuration dataclasses for base-model building, DPO runs and sampling."""
+"""Configuration dataclasses for base-model building, DPO and reward runs, and sampling."""
 
 from __future__ import annotations
 
@@ -257,3 +257,78 @@ class SampleConfig(_ConfigMixin):
             f"top_p must be in (0, 1], got {self.top_p}",
         )
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+
+
+@dataclass
+class RewardRunConfig(_ConfigMixin):
+    """Hyper-parameters of one reward-model run, translated into a trl.RewardConfig."""
+
+    learning_rate: float = field(
+        default=1e-4,
+        metadata={"help": "Peak AdamW learning rate; tiny models need more than the usual 1e-5."},
+    )
+    per_device_train_batch_size: int = field(
+        default=4, metadata={"help": "Preference pairs per forward pass (each pair is 2 rows)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Forward passes accumulated into one optimizer step."}
+    )
+    num_train_epochs: float = field(
+        default=1.0, metadata={"help": "Passes over the training pairs when max_steps <= 0."}
+    )
+    max_steps: int = field(
+        default=-1, metadata={"help": "Optimizer steps to train for; <= 0 means use epochs."}
+    )
+    max_length: int = field(
+        default=256,
+        metadata={"help": "Longest prompt+completion in tokens; longer pairs are left out."},
+    )
+    center_rewards_coefficient: float = field(
+        default=0.0,
+        metadata={"help": "Pull scores towards zero mean (0.01 is typical); 0 turns it off."},
+    )
+    eval_fraction: float = field(
+        default=0.1, metadata={"help": "Share of prompts held out for evaluation, in [0, 0.5]."}
+    )
+    eval_steps: int = field(
+        default=0,
+        metadata={"help": "Evaluate on the held-out pairs every this many steps; 0: at the end."},
+    )
+    seed: int = field(default=42, metadata={"help": "Seed for data order and the score head."})
+    logging_steps: int = field(
+        default=1, metadata={"help": "Report training metrics every this many optimizer steps."}
+    )
+
+    def validate(self) -> None:
+        """Raise ValueError if any field holds an unusable value."""
+        _check(
+            _finite(self.learning_rate) and 0 < self.learning_rate <= 1,
+            f"learning_rate must be in (0, 1], got {self.learning_rate}",
+        )
+        _check(
+            self.per_device_train_batch_size >= 1,
+            f"per_device_train_batch_size must be at least 1, got "
+            f"{self.per_device_train_batch_size}",
+        )
+        _check(
+            self.gradient_accumulation_steps >= 1,
+            f"gradient_accumulation_steps must be at least 1, got "
+            f"{self.gradient_accumulation_steps}",
+        )
+        _check(
+            self.max_steps > 0 or (_finite(self.num_train_epochs) and self.num_train_epochs > 0),
+            f"num_train_epochs must be > 0 when max_steps <= 0, got {self.num_train_epochs}",
+        )
+        _check(self.max_length >= 16, f"max_length must be at least 16, got {self.max_length}")
+        _check(
+            _finite(self.center_rewards_coefficient) and 0 <= self.center_rewards_coefficient <= 1,
+            f"center_rewards_coefficient must be in [0, 1], got {self.center_rewards_coefficient}",
+        )
+        _check(
+            _finite(self.eval_fraction) and 0 <= self.eval_fraction <= 0.5,
+            f"eval_fraction must be in [0, 0.5], got {self.eval_fraction}",
+        )
+        _check(self.eval_steps >= 0, f"eval_steps must be 0 or more, got {self.eval_steps}")
+        _check(
+            self.logging_steps >= 1, f"logging_steps must be at least 1, got {self.logging_steps}"
+        )

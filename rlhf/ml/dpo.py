@@ -41,10 +41,12 @@ RESERVED_KEYS = frozenset(
 )
 
 
-def check_rows(rows: Sequence[Row], name: str) -> None:
+def check_rows(
+    rows: Sequence[Row], name: str, reserved_keys: frozenset[str] = RESERVED_KEYS
+) -> None:
     """Raise ValueError unless every row is a TRL conversational preference example."""
     for index, row in enumerate(rows):
-        reserved = sorted(RESERVED_KEYS & row.keys())
+        reserved = sorted(reserved_keys & row.keys())
         if reserved:
             raise ValueError(f"{name} row {index}: keys reserved by TRL: {', '.join(reserved)}")
         for key in ("prompt", "chosen", "rejected"):

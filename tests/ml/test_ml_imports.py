@@ -11,6 +11,7 @@ MODULES = [
     "rlhf.ml.callbacks",
     "rlhf.ml.base_model",
     "rlhf.ml.dpo",
+    "rlhf.ml.reward",
     "rlhf.ml.generate",
     "rlhf.ml.__main__",
 ]
