@@ -232,14 +232,12 @@ def krippendorff_alpha(data, level="nominal", *, no_variation="perfect"):
 
     if level in ("interval", "ordinal"):
         unit = np.broadcast_to(np.arange(n_units), values.shape)[present]
-        if level == "interval":
-            x = flat
-        else:
-            # Krippendorff's ordinal distance between values c < k is
-            # (sum_{g=c..k} n_g - (n_c + n_k) / 2)^2 = (M_k - M_c)^2 with M_g = N_g - n_g / 2.
-            x = (np.cumsum(counts) - counts / 2.0)[codes]
-        observed, expected = _squared_deviation_parts(x, unit, per_unit.astype(np.float64),
-                                                      n_units)
+        # Krippendorff's ordinal distance between values c < k is
+        # (sum_{g=c..k} n_g - (n_c + n_k) / 2)^2 = (M_k - M_c)^2 with M_g = N_g - n_g / 2.
+        x = flat if level == "interval" else (np.cumsum(counts) - counts / 2.0)[codes]
+        observed, expected = _squared_deviation_parts(
+            x, unit, per_unit.astype(np.float64), n_units
+        )
     else:
         code_matrix = np.full(values.shape, -1, dtype=np.int64)
         code_matrix[present] = codes
