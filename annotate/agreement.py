@@ -116,8 +116,11 @@ def _reliability_matrix(data):
     raise ValueError(f"cannot use data of dtype {arr.dtype} as ratings")
 
 
-def _encode(values):
-    """Return (codes, uniques) with uniques sorted and values == uniques[codes]."""
+def _encode(values, need_codes=True):
+    """Return (codes, uniques, counts): uniques sorted, values == uniques[codes].
+
+    With need_codes=False, codes is None (nominal numbers need only the counts).
+    """
     if values.dtype.kind == "f" and values.size:
         low, high = values.min(), values.max()
         span = high - low
@@ -126,47 +129,54 @@ def _encode(values):
             offsets = values - low
             as_int = offsets.astype(np.int64)
             if np.array_equal(as_int, offsets):
-                seen = np.bincount(as_int, minlength=int(span) + 1) > 0
-                remap = np.cumsum(seen) - 1
-                return remap[as_int], np.flatnonzero(seen) + low
-    uniques, codes = np.unique(values, return_inverse=True)
-    return codes.reshape(-1), uniques
+                tally = np.bincount(as_int, minlength=int(span) + 1)
+                seen = tally > 0
+                uniques = np.flatnonzero(seen) + low
+                codes = (np.cumsum(seen) - 1)[as_int] if need_codes else None
+                return codes, uniques, tally[seen].astype(np.float64)
+    if not need_codes:
+        uniques, counts = np.unique(values, return_counts=True)
+        return None, uniques, counts.astype(np.float64)
+    uniques, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return codes.reshape(-1), uniques, counts.astype(np.float64)
 
 
-def _within_unit_pairs(codes):
-    """Yield (first, second) code rows covering every within-unit pair of pairable values.
+def _within_unit_pairs(matrix):
+    """Yield (first, second) rows covering every within-unit pair of ratings.
 
-    `codes` is coders x units with -1 for missing. With few coders the rows are the coders
-    themselves; with many, each unit's values are packed to the left first, so the number of
-    row pairs depends on the most values any one unit has, not on the number of coders.
+    `matrix` is coders x units of floats with NaN for missing. With few coders the rows are
+    the coders themselves; with many, each unit's ratings are packed to the left first, so
+    the number of row pairs depends on the most ratings any one unit has, not on the number
+    of coders. Positions where either row is NaN are not pairs.
     """
-    m, n = codes.shape
+    m, n = matrix.shape
     if m > _DENSE_CODERS:
-        present_t = codes.T >= 0
+        present_t = ~np.isnan(matrix.T)
         unit, coder = np.nonzero(present_t)
         per_unit = present_t.sum(axis=1)
         width = int(per_unit.max())
         starts = np.concatenate(([0], np.cumsum(per_unit)[:-1]))
         slot = np.arange(unit.size) - starts[unit]
-        packed = np.full((width, n), -1, dtype=codes.dtype)
-        packed[slot, unit] = codes[coder, unit]
-        codes = packed
-    for i, j in combinations(range(codes.shape[0]), 2):
-        yield codes[i], codes[j]
+        packed = np.full((width, n), np.nan)
+        packed[slot, unit] = matrix[coder, unit]
+        matrix = packed
+    for i, j in combinations(range(matrix.shape[0]), 2):
+        yield matrix[i], matrix[j]
 
 
-def _squared_deviation_parts(x, unit, per_unit, n_units):
+def _squared_deviation_parts(x, unit, per_unit, pairable):
     """Return (observed, expected) disagreement numerators for a squared-difference metric.
 
     For d(a, b) = (a - b)^2 on values x (one per pairable rating, `unit` its unit index):
-    observed = sum over units of 2 m_u SS_u / (m_u - 1), SS_u the unit's sum of squared
-    deviations; expected = 2 n SS, SS the overall sum of squared deviations. Deviations
-    from means keep this stable where the textbook sums of squares would cancel.
+    observed = sum over pairable units of 2 m_u SS_u / (m_u - 1), SS_u the unit's sum of
+    squared deviations; expected = 2 n SS, SS the overall sum of squared deviations.
+    Deviations from means keep this stable where textbook sums of squares would cancel.
     """
     x = x - x.mean()
-    unit_mean = np.bincount(unit, weights=x, minlength=n_units) / per_unit
-    ss_unit = np.bincount(unit, weights=(x - unit_mean[unit]) ** 2, minlength=n_units)
-    observed = float(np.sum(2.0 * per_unit * ss_unit / (per_unit - 1)))
+    m_u = np.where(pairable, per_unit, 2).astype(np.float64)
+    unit_mean = np.bincount(unit, weights=x, minlength=m_u.size) / m_u
+    ss_unit = np.bincount(unit, weights=(x - unit_mean[unit]) ** 2, minlength=m_u.size)
+    observed = float(np.sum(2.0 * m_u * ss_unit / (m_u - 1)))
     expected = 2.0 * x.size * float(np.sum(x * x))
     return observed, expected
 
@@ -211,52 +221,53 @@ def krippendorff_alpha(data, level="nominal", *, no_variation="perfect"):
             "no pairable units: alpha needs at least one unit rated by two or more coders "
             f"(got {values.shape[0]} coder(s) x {values.shape[1]} unit(s))"
         )
-    if not pairable.all():
-        values, present, per_unit = values[:, pairable], present[:, pairable], per_unit[pairable]
     numeric = values.dtype.kind == "f"
     if level != "nominal" and not numeric:
         raise ValueError(f"the {level} level needs numeric ratings; labels work for nominal")
 
-    flat = values[present]  # coder-major order
+    # Units with one rating stay in place (no copy of the data) but are masked out here and
+    # weighted 0 below; within-unit pairs cannot involve them anyway.
+    used = present if pairable.all() else present & pairable
+    flat = values[used]  # coder-major order
     n = flat.size
-    n_units = values.shape[1]
     if level == "interval":
         # The closed form needs no value codes, so no sort of the values either.
         if flat.min() == flat.max():
             return _no_variation_result(no_variation, "krippendorff_alpha")
     else:
-        codes, uniques = _encode(flat)
+        need_codes = level == "ordinal" or not numeric
+        codes, uniques, counts = _encode(flat, need_codes=need_codes)
         if uniques.size == 1:
             return _no_variation_result(no_variation, "krippendorff_alpha")
-        counts = np.bincount(codes, minlength=uniques.size).astype(np.float64)
 
     if level in ("interval", "ordinal"):
-        unit = np.broadcast_to(np.arange(n_units), values.shape)[present]
+        unit = np.broadcast_to(np.arange(values.shape[1]), values.shape)[used]
         # Krippendorff's ordinal distance between values c < k is
         # (sum_{g=c..k} n_g - (n_c + n_k) / 2)^2 = (M_k - M_c)^2 with M_g = N_g - n_g / 2.
         x = flat if level == "interval" else (np.cumsum(counts) - counts / 2.0)[codes]
-        observed, expected = _squared_deviation_parts(
-            x, unit, per_unit.astype(np.float64), n_units
-        )
+        observed, expected = _squared_deviation_parts(x, unit, per_unit, pairable)
     else:
-        code_matrix = np.full(values.shape, -1, dtype=np.int64)
-        code_matrix[present] = codes
-        inverse_m1 = 1.0 / (per_unit - 1.0)
+        if numeric:
+            matrix = values
+        else:  # labels: compare their codes
+            matrix = np.full(values.shape, np.nan)
+            matrix[used] = codes
+        weight = np.where(pairable, 1.0 / np.maximum(per_unit - 1.0, 1.0), 0.0)
         if level == "nominal":
             # Within-unit pairs of equal values: the coincidence matrix's diagonal.
-            equal = np.zeros(n_units)
-            for a, b in _within_unit_pairs(code_matrix):
-                equal += (a == b) & (a >= 0)
-            observed = n - 2.0 * float(equal @ inverse_m1)
+            equal = np.zeros(values.shape[1])
+            for a, b in _within_unit_pairs(matrix):
+                equal += a == b  # False wherever either is NaN
+            observed = n - 2.0 * float(equal @ weight)
             expected = float(n) * n - float(counts @ counts)
         else:
-            if (uniques < 0).any():
+            if uniques[0] < 0:
                 raise ValueError("the ratio level needs non-negative values")
             observed = 0.0
-            for a, b in _within_unit_pairs(code_matrix):
-                both = (a >= 0) & (b >= 0)
-                d = _ratio_distance(uniques[a[both]], uniques[b[both]])
-                observed += 2.0 * float(d @ inverse_m1[both])
+            for a, b in _within_unit_pairs(matrix):
+                both = ~(np.isnan(a) | np.isnan(b))
+                d = _ratio_distance(a[both], b[both])
+                observed += 2.0 * float(d @ weight[both])
             expected = 0.0
             block = max(1, _RATIO_BLOCK // uniques.size)
             for start in range(0, uniques.size, block):
