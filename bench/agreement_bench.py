@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -220,11 +221,9 @@ def main(argv=None):
     rows, notes = [], []
     machine = f"on {os.cpu_count()} CPU core(s), numpy {np.__version__}"
     try:
-        import krippendorff
-
-        machine += f", krippendorff {krippendorff.__version__}"
-    except (ImportError, AttributeError):
-        pass
+        machine += f", krippendorff {metadata.version('krippendorff')}"
+    except metadata.PackageNotFoundError:
+        machine += ", krippendorff not installed"
 
     data = labelled_data(rng, args.units, args.coders, args.labels, args.missing)
     log(f"labelled case: {args.units:,} units x {args.coders} coders, {args.labels} labels, "
