@@ -3,6 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from annotate.importing import create_item
+from annotate.models import Candidate
 from rlhf.models import GenerationJob, ModelVersion, TrainingRun
 from tests import factories
 
@@ -12,7 +14,11 @@ def objects(project, engineer):
     base = ModelVersion.objects.create(name="base", source="/nowhere")
     run = TrainingRun.objects.create(project=project, base_model=base, config={})
     job = GenerationJob.objects.create(project=project, model_version=base)
-    return {"slug": project.slug, "run": run.pk, "job": job.pk}
+    prompt = factories.prompt(project)
+    item = create_item(project, prompt, [
+        Candidate.objects.create(prompt=prompt, text=t) for t in ("One.", "Two.")
+    ])
+    return {"slug": project.slug, "run": run.pk, "job": job.pk, "item_id": item.pk}
 
 
 # (url name, kwargs keys, roles allowed)
@@ -29,8 +35,12 @@ PAGES = [
     ("rlhf-run-detail", ["run"], {"engineer", "manager"}),
     ("rlhf-run-metrics", ["run"], {"engineer", "manager"}),
     ("rlhf-generation-detail", ["job"], {"engineer", "manager"}),
+    ("annotate-review", ["slug"], {"reviewer", "manager"}),
+    ("annotate-review-item", ["slug", "item_id"], {"reviewer", "manager"}),
+    ("annotate-quality", ["slug"], {"manager"}),
 ]
-ROLE_OF = {"annotator": "Annotator", "engineer": "Engineer", "manager": "Manager"}
+ROLE_OF = {"annotator": "Annotator", "engineer": "Engineer", "manager": "Manager",
+           "reviewer": "Reviewer"}
 
 
 def _url(name, keys, objects):
@@ -40,7 +50,7 @@ def _url(name, keys, objects):
 
 
 @pytest.mark.parametrize(("name", "keys", "allowed"), PAGES, ids=[p[0] for p in PAGES])
-@pytest.mark.parametrize("role", ["annotator", "engineer", "manager"])
+@pytest.mark.parametrize("role", list(ROLE_OF))
 def test_it_lets_only_the_right_roles_in(client, objects, name, keys, allowed, role):
     client.force_login(factories.user(f"u-{role}", ROLE_OF[role]))
     response = client.get(_url(name, keys, objects))
@@ -68,10 +78,12 @@ def test_it_lets_a_superuser_open_every_page(client, objects, django_user_model)
     ("name", "method_role"),
     [("annotate-submit", "annotator"), ("annotate-undo", "annotator"),
      ("annotate-skip", "annotator"), ("annotate-import", "engineer"),
-     ("rlhf-run-cancel", "engineer")],
+     ("rlhf-run-cancel", "engineer"), ("annotate-review-item", "reviewer")],
 )
 def test_it_forbids_posts_from_wrong_roles(client, objects, name, method_role):
     kwargs = {"pk": objects["run"]} if name == "rlhf-run-cancel" else {"slug": objects["slug"]}
+    if name == "annotate-review-item":
+        kwargs["item_id"] = objects["item_id"]
     for role in ROLE_OF:
         if role == method_role:
             continue
