@@ -416,10 +416,10 @@ def ranking_pairs(ranking):
 
 
 def gold_score(gold, given):
-    """Return the share of the gold answer's ordered pairs (and ties) the given ranking matches.
+    """Return the share of the gold answer's strict preferences the given ranking matches.
 
-    Both are groups of candidate ids best first. A gold tie counts as matched when the
-    annotator tied the two as well; with no pairs to compare the score is 1.
+    Both are groups of candidate ids best first. Candidates the gold answer ties may be
+    ordered either way; an annotator's tie where gold prefers one counts as a miss.
     """
     rank_of = {cid: i for i, group in enumerate(given) for cid in group}
     gold_rank = {cid: i for i, group in enumerate(gold) for cid in group}
@@ -427,10 +427,12 @@ def gold_score(gold, given):
     total = matched = 0
     for x, a in enumerate(ids):
         for b in ids[x + 1 :]:
+            want = (gold_rank[a] > gold_rank[b]) - (gold_rank[a] < gold_rank[b])
+            if not want:
+                continue
             total += 1
             if a not in rank_of or b not in rank_of:
                 continue
-            want = (gold_rank[a] > gold_rank[b]) - (gold_rank[a] < gold_rank[b])
             got = (rank_of[a] > rank_of[b]) - (rank_of[a] < rank_of[b])
             matched += want == got
     return matched / total if total else 1.0

@@ -108,7 +108,8 @@ def test_it_rejects_malformed_gold_answers_with_the_line(gold, message):
     ([[1], [2]], [[1, 2]], 0.0),
     ([[1], [2], [3]], [[1], [3], [2]], 2 / 3),
     ([[1], [2, 3]], [[1], [2, 3]], 1.0),
-    ([[1], [2, 3]], [[1], [2], [3]], 2 / 3),
+    ([[1], [2, 3]], [[1], [2], [3]], 1.0),
+    ([[1], [2, 3]], [[2], [1], [3]], 0.5),
 ])
 def test_gold_score_is_the_share_of_pairs_matched(gold, given, score):
     assert gold_score(gold, given) == pytest.approx(score)

@@ -39,6 +39,8 @@ class Command(BaseCommand):
                     "overlap": meta.get("overlap", 1),
                     "judgement_kinds": meta.get("judgement_kinds", ["ranking"]),
                     "lease_seconds": meta.get("lease_seconds", 900),
+                    **{k: meta[k] for k in ("gold_rate", "gold_min_judged", "gold_min_accuracy",
+                                            "gold_pause", "review_threshold") if k in meta},
                     "guidelines": (demo / "guidelines.md").read_text(),
                 },
             )
