@@ -1,6 +1,6 @@
 from django import forms
 
-from .ml.config import DPO_LOSS_TYPES, DPORunConfig, SampleConfig
+from .ml.config import DPO_LOSS_TYPES, DPORunConfig, RewardRunConfig, SampleConfig
 from .models import ModelVersion
 
 
@@ -58,6 +58,78 @@ class DPORunForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data
+
+
+class RewardRunForm(forms.Form):
+    """Hyper-parameters of a reward-model run (trl.RewardTrainer)."""
+
+    base_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        help_text="The policy whose body the reward model starts from (a fresh score head).",
+    )
+    learning_rate = forms.FloatField(
+        initial=RewardRunConfig.learning_rate, min_value=1e-8, max_value=1.0,
+        help_text="Step size; 1e-6–1e-5 for real models, larger for the tiny demo model.",
+    )
+    per_device_train_batch_size = forms.IntegerField(
+        label="Batch size", initial=RewardRunConfig.per_device_train_batch_size,
+        min_value=1, max_value=512, help_text="Preference pairs per forward pass.",
+    )
+    gradient_accumulation_steps = forms.IntegerField(
+        initial=RewardRunConfig.gradient_accumulation_steps, min_value=1, max_value=1024,
+        help_text="Forward passes summed into one optimizer step (a larger effective batch).",
+    )
+    num_train_epochs = forms.FloatField(
+        label="Epochs", initial=RewardRunConfig.num_train_epochs, min_value=0.01, max_value=100,
+        help_text="Passes over the training pairs (ignored when max steps is set).",
+    )
+    max_steps = forms.IntegerField(
+        initial=RewardRunConfig.max_steps, min_value=-1, max_value=1_000_000,
+        help_text="Stop after this many steps; -1 trains for the epochs above.",
+    )
+    max_length = forms.IntegerField(
+        initial=RewardRunConfig.max_length, min_value=16, max_value=32_768,
+        help_text="Longest prompt+answer in tokens; longer pairs are left out of training.",
+    )
+    center_rewards_coefficient = forms.FloatField(
+        initial=RewardRunConfig.center_rewards_coefficient, min_value=0.0, max_value=1.0,
+        help_text="Pulls scores towards zero mean (0.01 is typical); 0 turns it off.",
+    )
+    eval_fraction = forms.FloatField(
+        label="Held-out fraction", initial=RewardRunConfig.eval_fraction,
+        min_value=0.0, max_value=0.5,
+        help_text="Share of prompts kept out of training to measure pairwise accuracy.",
+    )
+    eval_steps = forms.IntegerField(
+        initial=RewardRunConfig.eval_steps, min_value=0, max_value=1_000_000,
+        help_text="Also evaluate every this many steps; 0 evaluates once, at the end.",
+    )
+    seed = forms.IntegerField(
+        initial=RewardRunConfig.seed, min_value=0, max_value=2**31 - 1,
+        help_text="Fixes the data order and the score head's initial weights.",
+    )
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].queryset = policy_versions(project)
+        if project is not None and project.current_model_id:
+            self.fields["base_model"].initial = project.current_model_id
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            self.config = RewardRunConfig.from_dict(
+                {k: v for k, v in data.items() if k != "base_model"}
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+# The run form offers one method at a time: ?method=reward (or a posted "method").
+RUN_FORMS = {"dpo": DPORunForm, "reward": RewardRunForm}
 
 
 class GenerationForm(forms.Form):

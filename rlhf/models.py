@@ -59,6 +59,7 @@ class DatasetSnapshot(models.Model):
 class TrainingRun(models.Model):
     class Method(models.TextChoices):
         DPO = "dpo", "DPO"
+        REWARD = "reward", "Reward model"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

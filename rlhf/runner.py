@@ -1,9 +1,10 @@
-"""What the worker does for a run or a generation job: load the row, call rlhf.ml, write back."""
+"""What the worker does for a run, a generation job or a scoring pass: load rows, call rlhf.ml."""
 
 import logging
 import time
 import traceback
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -11,15 +12,28 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.importing import create_item
-from annotate.models import Candidate, Prompt
+from annotate.models import UNSCORED_MARGIN, Candidate, Item, Project, Prompt
 
-from .ml.config import DPORunConfig, SampleConfig
+from .ml.config import DPORunConfig, RewardRunConfig, SampleConfig
 from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
 
 log = logging.getLogger(__name__)
 
 # Reading the cancel flag every step costs a query; once a second is within one step anyway.
 CANCEL_POLL_SECONDS = 1.0
+
+# What each training method reads its config as, and the kind of model it produces.
+RUN_CONFIGS = {
+    TrainingRun.Method.DPO: DPORunConfig,
+    TrainingRun.Method.REWARD: RewardRunConfig,
+}
+OUTPUT_KINDS = {
+    TrainingRun.Method.DPO: ModelVersion.Kind.POLICY,
+    TrainingRun.Method.REWARD: ModelVersion.Kind.REWARD,
+}
+
+# Items whose candidates are scored together and written back in one bulk_update.
+SCORE_ITEMS_PER_CHUNK = 256
 
 
 def _claim(model, pk, queued, running, **extra):
@@ -81,7 +95,9 @@ def execute_run(run_id):
         log.info("run %s is not queued; skipping (redelivered or cancelled)", run_id)
         return
     try:
-        config = DPORunConfig.from_dict(run.config)
+        if run.method not in RUN_CONFIGS:
+            raise ValueError(f"Unknown training method {run.method!r}")
+        config = RUN_CONFIGS[run.method].from_dict(run.config)
         config.validate()
         snapshot, train_rows, eval_rows = build_snapshot(run.project, config.eval_fraction,
                                                          config.seed)
@@ -91,11 +107,14 @@ def execute_run(run_id):
                 "No preference pairs to train on yet: annotate some items first "
                 f"({snapshot.rows} pairs in the project, {len(eval_rows)} held out)."
             )
-        from .ml import dpo
+        if run.method == TrainingRun.Method.REWARD:
+            from .ml import reward as trainer
+        else:
+            from .ml import dpo as trainer
 
         output_dir = Path(settings.PREFLAB_MODELS_DIR) / "runs" / f"run-{run_id}"
         reporter = RunReporter(run_id)
-        result = dpo.train(
+        result = trainer.train(
             config, train_rows, eval_rows,
             model_path=run.base_model.source,
             output_dir=str(output_dir),
@@ -109,14 +128,19 @@ def execute_run(run_id):
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 project=run.project,
-                name=f"{run.project.slug}-dpo-run{run_id}",
-                kind=ModelVersion.Kind.POLICY,
+                name=f"{run.project.slug}-{run.method}-run{run_id}",
+                kind=OUTPUT_KINDS[run.method],
                 source=str(output_dir),
                 parent=run.base_model,
                 metrics=result.eval_metrics,
             )
             _finish(run_id, TrainingRun.Status.SUCCEEDED, output_model=version,
                     eval_metrics=result.eval_metrics)
+            if version.kind == ModelVersion.Kind.REWARD:
+                from .services import launch_scoring
+
+                # robust: the run has succeeded; a broker hiccup is logged, not a failed run.
+                launch_scoring(run.project, version, robust=True)
     except Exception as exc:
         log.exception("run %s failed", run_id)
         _finish(run_id, TrainingRun.Status.FAILED, error=f"{exc.__class__.__name__}: {exc}",
@@ -164,6 +188,68 @@ def execute_generation(job_id):
             status=GenerationJob.Status.FAILED, finished_at=timezone.now(),
             error=f"{exc.__class__.__name__}: {exc}",
         )
+
+
+def _smallest_gap(scores):
+    ordered = sorted(scores)
+    return min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def _score_chunk(items, model, tokenizer, batch_size):
+    """Set rm_margin on the items that have 2+ candidates; return (items to save, scored)."""
+    from .ml.reward import score
+
+    conversations, completions, spans, changed = [], [], [], []
+    for item in items:
+        texts = [c.text for c in item.candidates.all()]
+        if len(texts) < 2:
+            if item.rm_margin != UNSCORED_MARGIN:
+                item.rm_margin = UNSCORED_MARGIN
+                changed.append(item)
+            continue
+        spans.append((item, len(completions), len(texts)))
+        conversations.extend([item.prompt.conversation] * len(texts))
+        completions.extend(texts)
+    values = score(model, conversations, completions, batch_size, tokenizer=tokenizer)
+    for item, start, count in spans:
+        item.rm_margin = _smallest_gap(values[start : start + count])
+        changed.append(item)
+    return changed, len(spans)
+
+
+def score_open_items(project_id, version_id, batch_size=16):
+    """Score open items' candidates with a reward model; store each item's smallest score gap.
+
+    Gold items are skipped; items with fewer than two candidates keep UNSCORED_MARGIN. Returns
+    how many items got a margin. Does nothing when the project has since moved to another
+    reward model, so a late task cannot overwrite newer margins.
+    """
+    project = Project.objects.get(pk=project_id)
+    version = ModelVersion.objects.get(pk=version_id)
+    if version.kind != ModelVersion.Kind.REWARD:
+        raise ValueError(f"{version} is a {version.get_kind_display()}, not a reward model")
+    if project.reward_model_id != version.pk:
+        log.info("project %s now uses reward model %s; not scoring with %s",
+                 project.slug, project.reward_model_id, version.pk)
+        return 0
+    from .ml.reward import load_reward_model
+
+    model, tokenizer = load_reward_model(version.source)
+    items = (
+        Item.objects.filter(project=project, open_slots__gt=0, is_gold=False)
+        .select_related("prompt")
+        .prefetch_related("candidates")
+        .order_by("id")
+        .iterator(chunk_size=SCORE_ITEMS_PER_CHUNK)
+    )
+    scored = 0
+    while chunk := list(islice(items, SCORE_ITEMS_PER_CHUNK)):
+        changed, count = _score_chunk(chunk, model, tokenizer, batch_size)
+        # Only rm_margin is written, so claims that changed open_slots meanwhile stand.
+        Item.objects.bulk_update(changed, ["rm_margin"], batch_size=500)
+        scored += count
+    log.info("scored %s open items of %s with %s", scored, project.slug, version)
+    return scored
 
 
 def fail_stale_runs(max_age_seconds=None):

@@ -1,4 +1,4 @@
-"""Writes that touch several models or enqueue work: launching runs and generation jobs."""
+"""Writes that touch several models or enqueue work: launching runs, generation and scoring."""
 
 import hashlib
 import json
@@ -12,7 +12,7 @@ from django.utils import timezone
 from annotate.models import Project
 from annotate.services import preference_rows
 
-from .ml.config import DPORunConfig, SampleConfig
+from .ml.config import DPORunConfig, RewardRunConfig, SampleConfig
 from .ml.data import split_by_prompt
 from .models import DatasetSnapshot, GenerationJob, ModelVersion, TrainingRun
 
@@ -39,20 +39,60 @@ def _enqueue(task, obj_id, model, error_field="error"):
         )
 
 
-def launch_run(project: Project, config: DPORunConfig, base_model: ModelVersion, user=None):
-    """Validate, write a QUEUED run and enqueue it once the transaction commits."""
+def launch_run(
+    project: Project, config: DPORunConfig | RewardRunConfig, base_model: ModelVersion, user=None
+):
+    """Validate, write a QUEUED run and enqueue it once the transaction commits.
+
+    The config's type picks the method: DPORunConfig trains a policy with DPO,
+    RewardRunConfig a reward model (which then scores the open items for active learning).
+    """
     from . import tasks
 
     config.validate()
+    method = (
+        TrainingRun.Method.REWARD if isinstance(config, RewardRunConfig)
+        else TrainingRun.Method.DPO
+    )
     run = TrainingRun.objects.create(
         project=project,
-        method=TrainingRun.Method.DPO,
+        method=method,
         config=config.to_dict(),
         base_model=base_model,
         created_by=user,
     )
     transaction.on_commit(lambda: _enqueue(tasks.train, run.pk, TrainingRun))
     return run
+
+
+def launch_scoring(project: Project, version: ModelVersion, *, robust=False):
+    """Make version the project's reward model and enqueue scoring its open items after commit.
+
+    Scoring writes each open item's rm_margin, which "active_learning" ordering sorts by. When
+    the broker cannot be reached this raises BrokerUnavailable (at once outside a transaction,
+    else on commit) unless robust, when it is only logged: the worker registering a finished
+    run must not turn it into a failure.
+    """
+    from . import tasks
+
+    if version.kind != ModelVersion.Kind.REWARD:
+        raise ValueError(f"{version} is not a reward model")
+    if version.project_id not in (None, project.pk):
+        raise ValueError(f"{version} belongs to another project")
+    Project.objects.filter(pk=project.pk).update(reward_model=version)
+    project.reward_model = version
+
+    def send():
+        try:
+            tasks.score_open_items.apply_async(args=[project.pk, version.pk], retry=True)
+        except Exception as exc:  # kombu raises several connection error types
+            log.exception("could not enqueue scoring of %s with %s", project.slug, version)
+            raise BrokerUnavailable(
+                f"The task queue is unreachable ({exc.__class__.__name__}: {exc}); open items "
+                f"were not re-scored with {version}. Start Redis and the worker, then re-score."
+            ) from exc
+
+    transaction.on_commit(send, robust=robust)
 
 
 def request_cancel(run: TrainingRun):

@@ -29,3 +29,13 @@ def generate(job_id):
 @shared_task(name="rlhf.tasks.fail_stale_runs")
 def fail_stale_runs():
     return runner.fail_stale_runs()
+
+
+@shared_task(
+    name="rlhf.tasks.score_open_items",
+    acks_late=True,
+    soft_time_limit=settings.GENERATION_SOFT_TIME_LIMIT,
+    time_limit=settings.GENERATION_SOFT_TIME_LIMIT + 300,
+)
+def score_open_items(project_id, version_id):
+    return runner.score_open_items(project_id, version_id)

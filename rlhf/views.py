@@ -7,10 +7,12 @@ from annotate.models import Project
 from annotate.roles import ENGINEER, MANAGER, role_required
 
 from . import services
-from .forms import DPORunForm, GenerationForm
+from .forms import RUN_FORMS, GenerationForm
 from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
 
 CHART_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
+# trl.RewardTrainer logs these (and eval_* twins) instead of DPO's rewards/*.
+REWARD_CHART_METRICS = ("loss", "accuracy", "margin")
 
 
 @role_required(ENGINEER, MANAGER)
@@ -26,13 +28,18 @@ def runs(request):
 @role_required(ENGINEER)
 def run_new(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    form = DPORunForm(request.POST or None, project=project)
+    method = request.POST.get("method") or request.GET.get("method") or "dpo"
+    if method not in RUN_FORMS:
+        method = "dpo"
+    form = RUN_FORMS[method](request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         run = services.launch_run(
             project, form.config, form.cleaned_data["base_model"], user=request.user
         )
         return redirect(run)
-    return render(request, "rlhf/run_new.html", {"project": project, "form": form})
+    context = {"project": project, "form": form, "method": method,
+               "methods": TrainingRun.Method.choices}
+    return render(request, "rlhf/run_new.html", context)
 
 
 @role_required(ENGINEER, MANAGER)
@@ -44,7 +51,8 @@ def run_detail(request, pk):
     template = "rlhf/run_detail.html"
     if request.htmx:
         template += "#status"
-    return render(request, template, {"run": run, "chart_metrics": CHART_METRICS})
+    charts = REWARD_CHART_METRICS if run.method == TrainingRun.Method.REWARD else CHART_METRICS
+    return render(request, template, {"run": run, "chart_metrics": charts})
 
 
 @role_required(ENGINEER, MANAGER)
