@@ -1,4 +1,4 @@
-"""Command-line entry point: python -m rlhf.ml {build-base,dpo,generate}."""
+"""Command-line entry point: python -m rlhf.ml {build-base,dpo,reward,generate}."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import DPO_LOSS_TYPES, BaseModelConfig, DPORunConfig, SampleConfig
+from .config import DPO_LOSS_TYPES, BaseModelConfig, DPORunConfig, RewardRunConfig, SampleConfig
 
 
 def _progress_printer():
@@ -82,6 +82,40 @@ def cmd_dpo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reward(args: argparse.Namespace) -> int:
+    """Train a reward model on a JSONL of conversational preference rows."""
+    from .data import read_jsonl, split_by_prompt
+    from .reward import train
+
+    names = (
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "eval_fraction",
+        "per_device_train_batch_size",
+        "seed",
+        "max_length",
+    )
+    config = RewardRunConfig.from_dict(_overrides(args, names))
+    rows = read_jsonl(args.data)
+    train_rows, eval_rows = split_by_prompt(rows, config.eval_fraction, config.seed)
+    print(f"{len(train_rows)} train / {len(eval_rows)} eval pairs", file=sys.stderr)
+
+    def on_metrics(step: int, metrics: dict[str, float]) -> None:
+        print(json.dumps({"step": step, **metrics}), flush=True)
+
+    result = train(
+        config,
+        train_rows,
+        eval_rows,
+        model_path=args.model,
+        output_dir=args.out,
+        on_metrics=on_metrics,
+    )
+    print(f"saved {result.output_dir} after {result.steps} steps", file=sys.stderr)
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Sample completions for one or more user prompts."""
     from .generate import generate
@@ -128,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     dpo.add_argument("--max-length", type=int)
     dpo.add_argument("--seed", type=int)
     dpo.set_defaults(func=cmd_dpo)
+
+    rm = sub.add_parser("reward", help="train a reward model on preference pairs")
+    rm.add_argument("--data", required=True, help="JSONL of {prompt, chosen, rejected} rows")
+    rm.add_argument("--model", required=True, help="base policy directory or hub id")
+    rm.add_argument("--out", required=True, help="directory to save the reward model into")
+    rm.add_argument("--lr", dest="learning_rate", type=float)
+    rm.add_argument("--epochs", dest="num_train_epochs", type=float)
+    rm.add_argument("--max-steps", type=int)
+    rm.add_argument("--eval-fraction", type=float)
+    rm.add_argument("--batch-size", dest="per_device_train_batch_size", type=int)
+    rm.add_argument("--max-length", type=int)
+    rm.add_argument("--seed", type=int)
+    rm.set_defaults(func=cmd_reward)
 
     gen = sub.add_parser("generate", help="sample completions for prompts")
     gen.add_argument("--model", required=True, help="policy directory or hub id")

@@ -176,3 +176,24 @@ def test_it_rejects_bad_reward_settings_with_a_clear_message(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         RewardRunConfig(**changes).validate()
     assert RewardRunConfig.from_dict(RewardRunConfig().to_dict()) == RewardRunConfig()
+
+
+def test_it_trains_a_reward_model_from_the_command_line(ml_base_model, tmp_path, capsys):
+    import json
+
+    from rlhf.ml.__main__ import main
+    from rlhf.ml.data import write_jsonl
+    from tests.ml.conftest import preference_rows
+
+    data = tmp_path / "prefs.jsonl"
+    write_jsonl(data, preference_rows())
+    out = tmp_path / "rm"
+    status = main(
+        ["reward", "--data", str(data), "--model", ml_base_model[0], "--out", str(out)]
+        + ["--max-steps", "2", "--batch-size", "2", "--eval-fraction", "0.2"]
+    )
+    assert status == 0
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["step"] for row in logged if "accuracy" in row] == [1, 2]
+    assert any("eval_pairwise_accuracy" in row for row in logged)
+    assert (out / "config.json").is_file()
