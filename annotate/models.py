@@ -499,3 +499,18 @@ class Adjudication(models.Model):
     def preference_pairs(self):
         """Yield (chosen_id, rejected_id) for every ordered pair of the adjudicated ranking."""
         yield from ranking_pairs(self.ranking)
+
+
+class DashboardCache(models.Model):
+    """A project's dashboard figures as last computed (annotate.dashboards.compute)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="dashboard")
+    data = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(default=timezone.now)
+    judgements = models.PositiveIntegerField(default=0)
+    # The newest judgement the figures include: a newer one makes them stale.
+    last_judgement_id = models.BigIntegerField(null=True, blank=True)
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"dashboard of {self.project}"

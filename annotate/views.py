@@ -1,5 +1,7 @@
+import csv
 import json
 import uuid
+from collections import defaultdict
 from datetime import timedelta
 
 from django.contrib import messages
@@ -8,8 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Avg, Count, Q, Sum
-from django.db.models.functions import TruncDate
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -17,7 +18,7 @@ from django_htmx.http import reswap, retarget
 
 from rlhf.models import RunMetric, TrainingRun
 
-from . import agreement, queue
+from . import dashboards, queue
 from .forms import ImportForm, ProjectForm
 from .importing import ImportRejected, import_file
 from .models import (
@@ -26,6 +27,7 @@ from .models import (
     AnnotatorStanding,
     Assignment,
     Candidate,
+    DashboardCache,
     Item,
     Judgement,
     Project,
@@ -43,6 +45,7 @@ from .services import (
     submit_judgement,
     undo_judgement,
 )
+from .tasks import refresh_dashboard
 
 
 def _annotator_project(request, slug):
@@ -290,56 +293,145 @@ def skip(request, slug):
                         notice="Skipped: the item went back to the pool for others.")
 
 
+def _dashboard_cache(request, project):
+    """Return the project's figures, recomputing small projects inline when stale."""
+    cache = DashboardCache.objects.filter(project=project).first()
+    if not dashboards.is_stale(project, cache):
+        return cache, False
+    small = (cache.judgements if cache else
+             Judgement.objects.filter(item__project=project).count()) <= dashboards.INLINE_LIMIT
+    if small:
+        return dashboards.refresh(project), False
+    return cache, _request_refresh(project, cache)
+
+
+def _request_refresh(project, cache):
+    """Ask the worker to recompute (at most once a minute); return whether it was asked."""
+    recent = timezone.now() - timedelta(minutes=1)
+    if cache is not None and cache.refresh_requested_at and cache.refresh_requested_at > recent:
+        return True
+    try:
+        refresh_dashboard.delay(project.pk)
+    except Exception:  # broker down: the page says the figures may be old
+        return False
+    DashboardCache.objects.update_or_create(
+        project=project, defaults={"refresh_requested_at": timezone.now()}
+    )
+    return True
+
+
+def _run_curves(project, limit=5):
+    runs = list(
+        TrainingRun.objects.filter(project=project)
+        .exclude(status=TrainingRun.Status.QUEUED).order_by("-created_at")[:limit]
+    )
+    series = []
+    for run in runs:
+        points = defaultdict(list)
+        for name, step, value in (
+            RunMetric.objects.filter(run=run, name__in=CURVE_METRICS)
+            .order_by("step").values_list("name", "step", "value")
+        ):
+            points[name].append([step, value])
+        series.append({"run": run.pk, "label": f"{run} ({run.get_status_display()})",
+                       "url": run.get_absolute_url(), "metrics": points})
+    return runs, series
+
+
+CURVE_METRICS = ["loss", "rewards/margins", "rewards/accuracies", "eval_loss",
+                 "eval_rewards/margins", "eval_rewards/accuracies", "eval_accuracy"]
+
+# CSV downloads: table name -> (key in the figures, columns).
+DASHBOARD_TABLES = {
+    "annotators": ("annotators", ["annotator", "judgements", "median_seconds", "agreement",
+                                  "agreement_items", "gold_accuracy", "gold_judged",
+                                  "first_shown_rate", "first_shown_p", "longer_rate",
+                                  "longer_p", "flags"]),
+    "per-day": ("per_day", ["day", "judgements", "items"]),
+    "per-hour": ("per_hour", ["hour", "judgements"]),
+    "per-annotator-day": ("per_annotator_day", ["day", "annotator", "judgements"]),
+    "choices": ("choices", ["choice", "judgements"]),
+    "best-position": ("best_position", ["position", "judgements"]),
+    "ratings": ("ratings", ["dimension", "score", "count"]),
+    "flags": ("flags", ["flag", "count"]),
+    "leaderboard": ("leaderboard", None),
+    "agreement": (None, ["period_kind", "series", "period", "alpha", "items", "units"]),
+}
+
+
+def _table_rows(data, table):
+    key, columns = DASHBOARD_TABLES[table]
+    if table == "agreement":
+        rows = [
+            {"period_kind": kind, "series": name, **point}
+            for kind, series in data.get("agreement", {}).items()
+            for name, points in series.items() for point in points
+        ]
+        return columns, rows
+    rows = data.get(key, [])
+    if columns is None:
+        columns = list(rows[0].keys()) if rows else ["model"]
+    return columns, rows
+
+
 @role_required(MANAGER, ENGINEER)
 def dashboard(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    since = timezone.now() - timedelta(days=30)
-    per_day = list(
-        Judgement.objects.filter(item__project=project, created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by("day")
-    )
-    rankings = {}
-    for item_id, ranking in (
-        Judgement.objects.filter(item__project=project, item__judgement_count__gte=2,
-                                 retracted_at__isnull=True)
-        .values_list("item_id", "ranking")
-        .iterator()
-    ):
-        rankings.setdefault(item_id, []).append(ranking)
-    pairwise, comparisons = agreement.pairwise_percent_agreement(rankings.values())
-    run = (
-        TrainingRun.objects.filter(project=project)
-        .exclude(status=TrainingRun.Status.QUEUED)
-        .order_by("-created_at")
-        .first()
-    )
-    curve = []
-    if run is not None:
-        curve = list(
-            RunMetric.objects.filter(run=run, name__in=["loss", "rewards/margins"])
-            .values("step", "name", "value")
-        )
-    per_annotator = (
-        Judgement.objects.filter(item__project=project)
-        .values("annotator__username")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-    )
+    cache, refreshing = _dashboard_cache(request, project)
+    data = cache.data if cache else {}
+    runs, curves = _run_curves(project)
     context = {
         "project": project,
         "stats": _project_stats(project),
-        "per_day": [{"day": row["day"].isoformat(), "n": row["n"]} for row in per_day],
-        "pairwise": pairwise,
-        "comparisons": comparisons,
-        "items_multi": len(rankings),
-        "run": run,
-        "curve": curve,
-        "per_annotator": per_annotator,
+        "data": data,
+        "cache": cache,
+        "refreshing": refreshing,
+        "runs": runs,
+        "curves": curves,
+        "tables": list(DASHBOARD_TABLES),
     }
     return render(request, "dashboard/project.html", context)
+
+
+@role_required(MANAGER, ENGINEER)
+def dashboard_csv(request, slug, table):
+    project = get_object_or_404(Project, slug=slug)
+    if table not in DASHBOARD_TABLES:
+        raise Http404(f"No table {table!r}; tables: {', '.join(DASHBOARD_TABLES)}")
+    cache, _ = _dashboard_cache(request, project)
+    columns, rows = _table_rows(cache.data if cache else {}, table)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-{table}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _csv_safe(row.get(c)) for c in columns])
+    return response
+
+
+def _csv_safe(value):
+    """Keep spreadsheet formulas inert: annotator names are user input."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return value
+
+
+@role_required(MANAGER, ENGINEER)
+@require_POST
+def dashboard_refresh(request, slug):
+    project = get_object_or_404(Project, slug=slug)
+    cache = DashboardCache.objects.filter(project=project).first()
+    if Judgement.objects.filter(item__project=project).count() <= dashboards.INLINE_LIMIT:
+        dashboards.refresh(project)
+        messages.success(request, "Figures recomputed.")
+    elif _request_refresh(project, cache):
+        messages.info(request, "The worker is recomputing the figures; reload in a minute.")
+    else:
+        messages.error(request, "The task queue is unreachable, so the figures could not be "
+                       "recomputed now; they refresh automatically once it is back.")
+    return redirect("dashboard-project", slug=slug)
 
 
 def _ranking_letters(ranking, letters):

@@ -157,6 +157,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-leases": {"task": "annotate.tasks.reclaim_expired_leases", "schedule": 60.0},
     "fail-stale-runs": {"task": "rlhf.tasks.fail_stale_runs", "schedule": 120.0},
+    "refresh-dashboards": {"task": "annotate.tasks.refresh_dashboards", "schedule": 300.0},
 }
 
 # --- preflab ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The demo project loads with its gold items and quality settings."""
 
+import io
 import json
 from pathlib import Path
 
@@ -13,8 +14,10 @@ pytestmark = pytest.mark.django_db
 DEMO = Path(__file__).resolve().parents[2] / "demo"
 
 
-def test_it_loads_the_demo_project_with_gold_items_and_review(tmp_path):
-    call_command("setup_demo", skip_model=True, stdout=open(tmp_path / "out.txt", "w"))
+def test_it_loads_the_demo_project_with_gold_items_and_review():
+    out = io.StringIO()
+    call_command("setup_demo", skip_model=True, stdout=out)
+    assert "loaded demo project" in out.getvalue()
     meta = json.loads((DEMO / "project.json").read_text())
     project = Project.objects.get(slug=meta["slug"])
     rows = [json.loads(line) for line in (DEMO / "support_prompts.jsonl").open()]
