@@ -96,7 +96,7 @@ def compute(project, now=None):
     """Return the project's dashboard figures as JSON-ready data."""
     started = time.monotonic()
     now = now or timezone.now()
-    dims = list(project.rating_dimensions or [])
+    dims = list(project.rating_dimensions or []) if "rating" in project.judgement_kinds else []
     lengths = dict(
         Candidate.objects.filter(prompt__project=project)
         .annotate(n=Length("text")).values_list("id", "n").iterator(chunk_size=20_000)
