@@ -32,6 +32,7 @@ urlpatterns = [
          name="annotate-resume"),
     path("rlhf/", rlhf_views.runs, name="rlhf-runs"),
     path("rlhf/projects/<slug:slug>/train/", rlhf_views.run_new, name="rlhf-run-new"),
+    path("rlhf/projects/<slug:slug>/rescore/", rlhf_views.rescore, name="rlhf-rescore"),
     path("rlhf/projects/<slug:slug>/generate/", rlhf_views.generation_new,
          name="rlhf-generation-new"),
     path("rlhf/runs/<int:pk>/", rlhf_views.run_detail, name="rlhf-run-detail"),

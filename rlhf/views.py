@@ -104,3 +104,21 @@ def generation_detail(request, pk):
     if request.htmx:
         template += "#progress"
     return render(request, template, {"job": job})
+
+
+@role_required(ENGINEER)
+@require_POST
+def rescore(request, slug):
+    """Re-score the project's open items with its reward model (for active learning)."""
+    project = get_object_or_404(Project, slug=slug)
+    if project.reward_model is None:
+        messages.error(request, "This project has no reward model yet: train one first.")
+        return redirect(project)
+    try:
+        services.launch_scoring(project, project.reward_model)
+    except services.BrokerUnavailable as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Scoring open items with {project.reward_model}; "
+                         "active-learning order follows once the worker is done.")
+    return redirect(project)
