@@ -249,6 +249,38 @@ def test_resampling_groups_keeps_their_pairs_together():
     assert by_group["estimate"] == pytest.approx(by_pair["estimate"], abs=1e-12)
 
 
+def test_judgements_alike_are_drawn_together_with_the_same_distribution_as_one_by_one():
+    # 90 judgements of only 4 distinct patterns: bootstrap_bt draws patterns by multiplicity;
+    # drawing the 90 judgements one by one (here, plainly) must give the same spread.
+    patterns = [[(0, 1), (0, 2), (1, 2)], [(1, 0), (0, 2), (1, 2)], [(2, 0), (2, 1), (0, 1)],
+                [(0, 1)]]
+    chosen = np.random.default_rng(3).choice(4, size=90, p=[0.4, 0.3, 0.2, 0.1])
+    pairs = [pair for k in chosen for pair in patterns[k]]
+    groups = [g for g, k in enumerate(chosen) for _ in patterns[k]]
+    fast = bootstrap_bt(pairs, 3, rounds=1500, seed=0, groups=groups)
+    rng = np.random.default_rng(1)
+    plain = []
+    for _ in range(1500):
+        counts = np.bincount(rng.integers(0, 90, 90), minlength=90)
+        plain.append(bradley_terry(pairs, 3, counts[groups]))
+    plain = np.array(plain)
+    assert fast["std"] == pytest.approx(plain.std(axis=0, ddof=1), rel=0.1)
+    assert fast["lower"] == pytest.approx(np.quantile(plain, 0.025, axis=0), abs=0.08)
+    assert fast["upper"] == pytest.approx(np.quantile(plain, 0.975, axis=0), abs=0.08)
+
+
+def test_signatures_ignore_the_order_of_a_units_pairs_but_not_their_weights():
+    unit = np.array([0, 0, 1, 1, 2, 2, 3])
+    key = np.array([5, 7, 7, 5, 5, 7, 5])
+    weight = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+    count, signature_of_row, rep = aggregation._signatures(unit, key, weight, 4)
+    assert sorted(count) == [1, 1, 2]
+    assert signature_of_row[0] == signature_of_row[2] != signature_of_row[4]
+    assert signature_of_row[4] != signature_of_row[6]
+    # One representative unit per signature keeps its rows.
+    assert rep.sum() == 2 + 2 + 1
+
+
 def test_bootstrap_rejects_a_level_outside_zero_one_and_no_ridge():
     with pytest.raises(ValueError, match="level"):
         bootstrap_bt([(0, 1), (1, 0)], 2, level=1.5)
