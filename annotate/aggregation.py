@@ -266,7 +266,9 @@ def bootstrap_bt(pairs, n=None, weights=None, rounds=1000, seed=0, level=0.95, *
         unit_of_row = _group_index(_as_vector(groups, m, "groups", dtype=object))
     # Units (pairs or groups) that kept no pair (ignored ties) are left out, as their pairs are.
     units, unit_of_directed = np.unique(unit_of_row[source], return_inverse=True)
-    units = len(units)
+    units, unit_of_directed = len(units), unit_of_directed.reshape(-1)
+    if units == 0:
+        raise ValueError("no pairs left to resample (every pair was an ignored tie)")
     signature_count, signature_of_row, rep = _signatures(unit_of_directed, inverse, w, units)
     rep_inverse, rep_weight, rep_signature = inverse[rep], w[rep], signature_of_row[rep]
     rng = np.random.default_rng(seed)

@@ -288,6 +288,8 @@ def test_bootstrap_rejects_a_level_outside_zero_one_and_no_ridge():
         bootstrap_bt([(0, 1), (1, 0)], 2, alpha=0)
     with pytest.raises(ValueError, match="no pairs"):
         bootstrap_bt([], 2)
+    with pytest.raises(ValueError, match="no pairs left"):
+        bootstrap_bt([(0, 1)], 2, is_tie=[True], ties="ignore")
 
 
 def test_elo_scale_gives_400_points_for_ten_times_the_odds():
