@@ -323,15 +323,23 @@ def skip_assignment(user, assignment_id, reason):
         return assignment
 
 
-def preference_rows(project):
+def preference_rows(project, annotator_weights=False):
     """Yield TRL conversational preference rows, adjudicated answers first.
 
     An adjudicated item exports the reviewer's answer (source "review") instead of its
     judgements; a gold item exports its gold answer once (source "gold") instead of the
     judgements on it; every other live judgement exports each ordered pair it implies
-    (source "judgement", with the raw judgement id).
+    (source "judgement", with the raw judgement id). With `annotator_weights` each
+    judgement row also carries "annotator_weight", the judging annotator's reliability
+    (gold accuracy, else agreement with the others, clipped to [0.1, 1]; see
+    annotate.consensus.annotator_reliability); reviewer and gold rows weigh 1.
     """
     texts = {}
+    reliability = {}
+    if annotator_weights:
+        from .consensus import annotator_reliability
+
+        reliability = {uid: r["weight"] for uid, r in annotator_reliability(project).items()}
 
     def text_of(ids):
         missing = set(ids) - texts.keys()
@@ -382,6 +390,8 @@ def preference_rows(project):
         pairs = list(judgement.preference_pairs())
         text_of(cid for pair in pairs for cid in pair[:2])
         for chosen, rejected, weight in pairs:
+            extra = {"judgement_id": judgement.pk}
+            if annotator_weights:
+                extra["annotator_weight"] = reliability.get(judgement.annotator_id, 1.0)
             yield row(judgement.item.prompt, chosen, rejected,
-                      f"j{judgement.pk}-{chosen}-{rejected}", "judgement", weight,
-                      judgement_id=judgement.pk)
+                      f"j{judgement.pk}-{chosen}-{rejected}", "judgement", weight, **extra)

@@ -137,7 +137,9 @@ def project_import(request, slug):
 @role_required(ENGINEER, MANAGER)
 def project_export(request, slug):
     project = get_object_or_404(Project, slug=slug)
-    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in preference_rows(project))
+    weights = request.GET.get("annotator_weights") == "1"
+    lines = (json.dumps(row, ensure_ascii=False) + "\n"
+             for row in preference_rows(project, annotator_weights=weights))
     response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{project.slug}-preferences.jsonl"'
     return response

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from annotate import queue
-from annotate.models import Adjudication, Item
+from annotate.models import Adjudication, Item, Judgement
 from annotate.services import preference_rows, submit_judgement, undo_judgement
 from tests import factories
 
@@ -179,3 +179,26 @@ def test_an_item_of_another_project_is_not_found(client):
     client.force_login(factories.user("rev", "Reviewer"))
     url = reverse("annotate-review-item", args=[project.slug, item.pk])
     assert client.get(url).status_code == 404
+
+
+def test_the_export_can_carry_each_annotators_reliability_weight(client):
+    project = factories.project_with_items(n_prompts=4, n_candidates=2, overlap=3,
+                                           review_threshold=None)
+    users = [factories.user(f"w{i}", "Annotator") for i in range(3)]
+    for user, fwd in zip(users, (True, True, False), strict=True):
+        while (a := queue.claim_next(project, user)) is not None:
+            ranking = ";".join(map(str, sorted(a.shown_order, reverse=not fwd)))
+            submit_judgement(user, a.pk, ranking, uuid.uuid4())
+    rows = list(preference_rows(project, annotator_weights=True))
+    weights = {}
+    for row in rows:
+        name = Judgement.objects.get(pk=row["judgement_id"]).annotator.username
+        weights.setdefault(name, set()).add(row["annotator_weight"])
+    # w0 and w1 always agree with the others' majority; w2 never does: the floor.
+    assert weights == {"w0": {1.0}, "w1": {1.0}, "w2": {0.1}}
+    assert "annotator_weight" not in next(iter(preference_rows(project)))
+    client.force_login(factories.user("eng", "Engineer"))
+    body = b"".join(client.get(
+        reverse("annotate-export", args=[project.slug]) + "?annotator_weights=1"
+    ).streaming_content)
+    assert b'"annotator_weight": 0.1' in body

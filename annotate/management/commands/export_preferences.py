@@ -13,15 +13,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--out", required=True, help="output file, or - for stdout")
+        parser.add_argument(
+            "--annotator-weights", action="store_true",
+            help="add each row's annotator reliability weight (gold accuracy or agreement)",
+        )
 
-    def handle(self, slug, out, **options):
+    def handle(self, slug, out, annotator_weights=False, **options):
         project = Project.objects.filter(slug=slug).first()
         if project is None:
             raise CommandError(f"No project {slug!r}.")
         stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
         count = 0
         try:
-            for row in preference_rows(project):
+            for row in preference_rows(project, annotator_weights=annotator_weights):
                 stream.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
         finally:
