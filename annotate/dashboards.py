@@ -23,7 +23,7 @@ from itertools import combinations
 
 import numpy as np
 from django.contrib.auth.models import User
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -258,6 +258,7 @@ def compute(project, now=None):
     )
     gold_all = [s for scores in gold.values() for s in scores]
     return {
+        "queue": project_stats(project),
         "computed_at": now.isoformat(),
         "seconds": round(time.monotonic() - started, 3),
         "judgements": total,
@@ -303,6 +304,24 @@ def compute(project, now=None):
             "longer_p": _round((length or {}).get("pool", {}).get("p_value")),
         },
         "leaderboard": _leaderboard(project),
+    }
+
+
+def project_stats(project):
+    """Return the queue counts the project page and dashboard show."""
+    items = Item.objects.filter(project=project, is_gold=False)
+    totals = items.aggregate(n=Count("id"), judged=Sum("judgement_count"))
+    wanted = (totals["n"] or 0) * project.overlap
+    judged = totals["judged"] or 0
+    return {
+        "prompts": project.prompts.count(),
+        "candidates": Candidate.objects.filter(prompt__project=project).count(),
+        "items": totals["n"] or 0,
+        "judgements": judged,
+        "wanted": wanted,
+        "percent": int(100 * min(judged, wanted) / wanted) if wanted else 0,
+        "complete_items": items.filter(judgement_count__gte=project.overlap).count(),
+        "gold_items": Item.objects.filter(project=project, is_gold=True).count(),
     }
 
 
