@@ -4,7 +4,34 @@ from .ml.config import DPO_LOSS_TYPES, DPORunConfig, RewardRunConfig, SampleConf
 from .models import ModelVersion
 
 
-class DPORunForm(forms.Form):
+class _RunForm(forms.Form):
+    """A run form: a base policy plus the fields of `config_class`, validated by it."""
+
+    config_class = None
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].queryset = policy_versions(project)
+        if project is not None and project.current_model_id:
+            self.fields["base_model"].initial = project.current_model_id
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            # from_dict validates too: the config's own rules (e.g. steps or epochs) apply.
+            self.config = self.config_class.from_dict(
+                {k: v for k, v in data.items() if k != "base_model"}
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+class DPORunForm(_RunForm):
+    config_class = DPORunConfig
+
     base_model = forms.ModelChoiceField(
         queryset=ModelVersion.objects.none(),
         help_text="The policy to start from; its copy is the frozen reference model.",
@@ -40,28 +67,11 @@ class DPORunForm(forms.Form):
     )
     seed = forms.IntegerField(initial=DPORunConfig.seed, min_value=0, max_value=2**31 - 1)
 
-    def __init__(self, *args, project=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["base_model"].queryset = policy_versions(project)
-        if project is not None and project.current_model_id:
-            self.fields["base_model"].initial = project.current_model_id
 
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        try:
-            self.config = DPORunConfig.from_dict(
-                {k: v for k, v in data.items() if k != "base_model"}
-            )
-            self.config.validate()
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return data
-
-
-class RewardRunForm(forms.Form):
+class RewardRunForm(_RunForm):
     """Hyper-parameters of a reward-model run (trl.RewardTrainer)."""
+
+    config_class = RewardRunConfig
 
     base_model = forms.ModelChoiceField(
         queryset=ModelVersion.objects.none(),
@@ -108,24 +118,6 @@ class RewardRunForm(forms.Form):
         initial=RewardRunConfig.seed, min_value=0, max_value=2**31 - 1,
         help_text="Fixes the data order and the score head's initial weights.",
     )
-
-    def __init__(self, *args, project=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["base_model"].queryset = policy_versions(project)
-        if project is not None and project.current_model_id:
-            self.fields["base_model"].initial = project.current_model_id
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        try:
-            self.config = RewardRunConfig.from_dict(
-                {k: v for k, v in data.items() if k != "base_model"}
-            )
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return data
 
 
 # The run form offers one method at a time: ?method=reward (or a posted "method").

@@ -46,23 +46,10 @@ def cmd_build_base(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dpo(args: argparse.Namespace) -> int:
-    """Run DPO on a JSONL of conversational preference rows."""
+def _train_on_preferences(args: argparse.Namespace, config, train) -> int:
+    """Split a JSONL of preference rows by prompt, train, print metrics as JSON lines."""
     from .data import read_jsonl, split_by_prompt
-    from .dpo import train
 
-    names = (
-        "beta",
-        "learning_rate",
-        "loss_type",
-        "num_train_epochs",
-        "max_steps",
-        "eval_fraction",
-        "per_device_train_batch_size",
-        "seed",
-        "max_length",
-    )
-    config = DPORunConfig.from_dict(_overrides(args, names))
     rows = read_jsonl(args.data)
     train_rows, eval_rows = split_by_prompt(rows, config.eval_fraction, config.seed)
     print(f"{len(train_rows)} train / {len(eval_rows)} eval pairs", file=sys.stderr)
@@ -80,40 +67,33 @@ def cmd_dpo(args: argparse.Namespace) -> int:
     )
     print(f"saved {result.output_dir} after {result.steps} steps", file=sys.stderr)
     return 0
+
+
+TRAINING_FIELDS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "eval_fraction",
+    "per_device_train_batch_size",
+    "seed",
+    "max_length",
+)
+
+
+def cmd_dpo(args: argparse.Namespace) -> int:
+    """Run DPO on a JSONL of conversational preference rows."""
+    from .dpo import train
+
+    config = DPORunConfig.from_dict(_overrides(args, ("beta", "loss_type", *TRAINING_FIELDS)))
+    return _train_on_preferences(args, config, train)
 
 
 def cmd_reward(args: argparse.Namespace) -> int:
     """Train a reward model on a JSONL of conversational preference rows."""
-    from .data import read_jsonl, split_by_prompt
     from .reward import train
 
-    names = (
-        "learning_rate",
-        "num_train_epochs",
-        "max_steps",
-        "eval_fraction",
-        "per_device_train_batch_size",
-        "seed",
-        "max_length",
-    )
-    config = RewardRunConfig.from_dict(_overrides(args, names))
-    rows = read_jsonl(args.data)
-    train_rows, eval_rows = split_by_prompt(rows, config.eval_fraction, config.seed)
-    print(f"{len(train_rows)} train / {len(eval_rows)} eval pairs", file=sys.stderr)
-
-    def on_metrics(step: int, metrics: dict[str, float]) -> None:
-        print(json.dumps({"step": step, **metrics}), flush=True)
-
-    result = train(
-        config,
-        train_rows,
-        eval_rows,
-        model_path=args.model,
-        output_dir=args.out,
-        on_metrics=on_metrics,
-    )
-    print(f"saved {result.output_dir} after {result.steps} steps", file=sys.stderr)
-    return 0
+    config = RewardRunConfig.from_dict(_overrides(args, TRAINING_FIELDS))
+    return _train_on_preferences(args, config, train)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -65,3 +65,29 @@ def make_metrics_callback(
             self._check_stop(control)
 
     return MetricsCallback()
+
+
+def fit(trainer, callback, evaluate: bool) -> tuple[dict[str, float], dict[str, float], int]:
+    """Train a TRL/transformers trainer quietly; return (train metrics, eval metrics, steps).
+
+    Metrics reach callers through the callback's on_metrics, so the stdout printer goes.
+    Nothing is evaluated when the callback stopped the run or there is no held-out set.
+    """
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    output = trainer.train()
+    train_metrics = numeric_metrics(output.metrics)
+    eval_metrics = {}
+    if evaluate and not callback.stopped:
+        eval_metrics = numeric_metrics(trainer.evaluate())
+    return train_metrics, eval_metrics, trainer.state.global_step
+
+
+def save(model, tokenizer, output_dir: str) -> None:
+    """Write model and tokenizer as a `from_pretrained` folder."""
+    import os
+
+    os.makedirs(output_dir, exist_ok=True)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)

@@ -89,6 +89,36 @@ def _finite(value: float) -> bool:
     return _is_number(value) and math.isfinite(value)
 
 
+def _check_training_fields(config) -> None:
+    """Check the fields every trainer run config shares (learning rate, batches, length...)."""
+    _check(
+        _finite(config.learning_rate) and 0 < config.learning_rate <= 1,
+        f"learning_rate must be in (0, 1], got {config.learning_rate}",
+    )
+    _check(
+        config.per_device_train_batch_size >= 1,
+        f"per_device_train_batch_size must be at least 1, got "
+        f"{config.per_device_train_batch_size}",
+    )
+    _check(
+        config.gradient_accumulation_steps >= 1,
+        f"gradient_accumulation_steps must be at least 1, got "
+        f"{config.gradient_accumulation_steps}",
+    )
+    _check(
+        config.max_steps > 0 or (_finite(config.num_train_epochs) and config.num_train_epochs > 0),
+        f"num_train_epochs must be > 0 when max_steps <= 0, got {config.num_train_epochs}",
+    )
+    _check(
+        _finite(config.eval_fraction) and 0 <= config.eval_fraction <= 0.5,
+        f"eval_fraction must be in [0, 0.5], got {config.eval_fraction}",
+    )
+    _check(config.max_length >= 16, f"max_length must be at least 16, got {config.max_length}")
+    _check(
+        config.logging_steps >= 1, f"logging_steps must be at least 1, got {config.logging_steps}"
+    )
+
+
 @dataclass
 class BaseModelConfig(_ConfigMixin):
     """Size and training budget of the tiny from-scratch causal LM used as the demo policy."""
@@ -186,36 +216,11 @@ class DPORunConfig(_ConfigMixin):
 
     def validate(self) -> None:
         """Raise ValueError if any field holds an unusable value."""
-        _check(
-            _finite(self.learning_rate) and 0 < self.learning_rate <= 1,
-            f"learning_rate must be in (0, 1], got {self.learning_rate}",
-        )
+        _check_training_fields(self)
         _check(_finite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}")
         _check(
             self.loss_type in DPO_LOSS_TYPES,
             f"loss_type must be one of {', '.join(DPO_LOSS_TYPES)}; got {self.loss_type!r}",
-        )
-        _check(
-            self.per_device_train_batch_size >= 1,
-            f"per_device_train_batch_size must be at least 1, got "
-            f"{self.per_device_train_batch_size}",
-        )
-        _check(
-            self.gradient_accumulation_steps >= 1,
-            f"gradient_accumulation_steps must be at least 1, got "
-            f"{self.gradient_accumulation_steps}",
-        )
-        _check(
-            self.max_steps > 0 or (_finite(self.num_train_epochs) and self.num_train_epochs > 0),
-            f"num_train_epochs must be > 0 when max_steps <= 0, got {self.num_train_epochs}",
-        )
-        _check(
-            _finite(self.eval_fraction) and 0 <= self.eval_fraction <= 0.5,
-            f"eval_fraction must be in [0, 0.5], got {self.eval_fraction}",
-        )
-        _check(self.max_length >= 16, f"max_length must be at least 16, got {self.max_length}")
-        _check(
-            self.logging_steps >= 1, f"logging_steps must be at least 1, got {self.logging_steps}"
         )
 
 
@@ -301,34 +306,9 @@ class RewardRunConfig(_ConfigMixin):
 
     def validate(self) -> None:
         """Raise ValueError if any field holds an unusable value."""
-        _check(
-            _finite(self.learning_rate) and 0 < self.learning_rate <= 1,
-            f"learning_rate must be in (0, 1], got {self.learning_rate}",
-        )
-        _check(
-            self.per_device_train_batch_size >= 1,
-            f"per_device_train_batch_size must be at least 1, got "
-            f"{self.per_device_train_batch_size}",
-        )
-        _check(
-            self.gradient_accumulation_steps >= 1,
-            f"gradient_accumulation_steps must be at least 1, got "
-            f"{self.gradient_accumulation_steps}",
-        )
-        _check(
-            self.max_steps > 0 or (_finite(self.num_train_epochs) and self.num_train_epochs > 0),
-            f"num_train_epochs must be > 0 when max_steps <= 0, got {self.num_train_epochs}",
-        )
-        _check(self.max_length >= 16, f"max_length must be at least 16, got {self.max_length}")
+        _check_training_fields(self)
         _check(
             _finite(self.center_rewards_coefficient) and 0 <= self.center_rewards_coefficient <= 1,
             f"center_rewards_coefficient must be in [0, 1], got {self.center_rewards_coefficient}",
         )
-        _check(
-            _finite(self.eval_fraction) and 0 <= self.eval_fraction <= 0.5,
-            f"eval_fraction must be in [0, 0.5], got {self.eval_fraction}",
-        )
         _check(self.eval_steps >= 0, f"eval_steps must be 0 or more, got {self.eval_steps}")
-        _check(
-            self.logging_steps >= 1, f"logging_steps must be at least 1, got {self.logging_steps}"
-        )

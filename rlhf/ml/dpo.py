@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .callbacks import MetricsFn, ProgressFn, StopFn, make_metrics_callback, numeric_metrics
+from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback, save
 from .config import DPORunConfig
 
 Row = dict[str, Any]
@@ -119,7 +119,7 @@ def train(
 
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, PrinterCallback, set_seed
+    from transformers import AutoTokenizer, set_seed
     from trl import DPOTrainer
 
     set_seed(config.seed)
@@ -148,19 +148,12 @@ def train(
             processing_class=tokenizer,
             callbacks=[callback],
         )
-        # Metrics reach callers through on_metrics; keep worker stdout quiet.
-        trainer.remove_callback(PrinterCallback)
-        output = trainer.train()
-        train_metrics = numeric_metrics(output.metrics)
-        steps = trainer.state.global_step
+        train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
         if callback.stopped:
             return DPOResult(
                 output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps
             )
-        eval_metrics = numeric_metrics(trainer.evaluate()) if eval_dataset is not None else {}
-        os.makedirs(output_dir, exist_ok=True)
-        trainer.model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        save(trainer.model, tokenizer, output_dir)
     return DPOResult(
         output_dir=output_dir,
         eval_metrics=eval_metrics,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .callbacks import MetricsFn, ProgressFn, StopFn, make_metrics_callback, numeric_metrics
+from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback, save
 from .config import RewardRunConfig
 from .dpo import check_rows
 
@@ -276,7 +276,7 @@ def train(
 
     import torch
     from datasets import Dataset
-    from transformers import PrinterCallback, set_seed
+    from transformers import set_seed
     from trl import RewardTrainer
 
     # The score head is initialised at random when loaded: seed first so runs are reproducible.
@@ -313,16 +313,12 @@ def train(
             processing_class=tokenizer,
             callbacks=[callback],
         )
-        trainer.remove_callback(PrinterCallback)
-        output = trainer.train()
-        train_metrics = numeric_metrics(output.metrics)
-        steps = trainer.state.global_step
+        train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
         if callback.stopped:
             return RewardResult(
                 output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps,
                 train_pairs=len(kept), skipped_pairs=skipped,
             )
-        eval_metrics = numeric_metrics(trainer.evaluate()) if eval_dataset is not None else {}
         if eval_rows:
             # Over every held-out pair (too-long ones scored on their tail), pair by pair:
             # TRL's eval_accuracy is a mean of per-batch means.
@@ -331,9 +327,7 @@ def train(
             eval_metrics.update(pairwise)
             if on_metrics is not None:
                 on_metrics(steps, pairwise)
-        os.makedirs(output_dir, exist_ok=True)
-        trainer.model.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        save(trainer.model, tokenizer, output_dir)
     return RewardResult(
         output_dir=output_dir,
         eval_metrics=eval_metrics,
