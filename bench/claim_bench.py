@@ -163,9 +163,7 @@ def seed(n):
             return project, 0.0
         log(f"dropping incomplete project {slug}")
         drop_project(project)
-    from annotate.models import Candidate, Prompt
 
-    t = tables()
     started = time.monotonic()
     project = Project.objects.create(
         name=f"Claim benchmark, {n:,} items", slug=slug, overlap=OVERLAP,
@@ -173,30 +171,7 @@ def seed(n):
     )
     pid = project.pk
     sql("SET synchronous_commit = off")
-    steps = [
-        ("prompts", Prompt, {
-            "project": ("%s", [pid]),
-            "conversation": ("jsonb_build_array(jsonb_build_object("
-                             "'role', 'user', 'content', 'Benchmark prompt ' || g))", []),
-            "source": ("'bench'", []),
-        }, "FROM generate_series(1, %s) AS g", [n]),
-        ("candidates", Candidate, {
-            "prompt": ("p.id", []),
-            "text": ("'Benchmark answer ' || k || ' to prompt ' || p.id", []),
-        }, f"FROM {t['prompt']} AS p CROSS JOIN generate_series(1, %s) AS k "
-           "WHERE p.project_id = %s ORDER BY p.id, k", [CANDIDATES_PER_ITEM, pid]),
-        ("items", Item, {
-            "project": ("%s", [pid]),
-            "prompt": ("p.id", []),
-            "open_slots": ("%s", [OVERLAP]),
-            "judgement_count": ("0", []),
-        }, f"FROM {t['prompt']} AS p WHERE p.project_id = %s ORDER BY p.id", [pid]),
-        ("item candidates", Item.candidates.through, {
-            "item": ("i.id", []),
-            "candidate": ("c.id", []),
-        }, f"FROM {t['item']} AS i JOIN {t['candidate']} AS c ON c.prompt_id = i.prompt_id "
-           "WHERE i.project_id = %s ORDER BY i.id, c.id", [pid]),
-    ]
+    steps = item_steps(pid, n, CANDIDATES_PER_ITEM, open_slots=OVERLAP, judgement_count=0)
     for name, model, given, tail, params in steps:
         step = time.monotonic()
         rows = insert_select(model, given, tail, params)
@@ -208,6 +183,42 @@ def seed(n):
     elapsed = time.monotonic() - started
     log(f"seeded {slug} in {elapsed:.0f} s")
     return project, elapsed
+
+
+def item_steps(pid, n, per_item, open_slots, judgement_count, label="Benchmark",
+               answer_sql="'Benchmark answer ' || k || ' to prompt ' || p.id"):
+    """Return the INSERT … SELECT steps for n prompts, per_item candidates each, and items.
+
+    Each step is (name, model, given, tail, params) for `insert_select`; `answer_sql` is the
+    candidate text as SQL over the prompt `p` and the candidate number `k`.
+    """
+    from annotate.models import Candidate, Item, Prompt
+
+    t = tables()
+    return [
+        ("prompts", Prompt, {
+            "project": ("%s", [pid]),
+            "conversation": ("jsonb_build_array(jsonb_build_object("
+                             f"'role', 'user', 'content', '{label} prompt ' || g))", []),
+            "source": ("'bench'", []),
+        }, "FROM generate_series(1, %s) AS g", [n]),
+        ("candidates", Candidate, {
+            "prompt": ("p.id", []),
+            "text": (answer_sql, []),
+        }, f"FROM {t['prompt']} AS p CROSS JOIN generate_series(1, %s) AS k "
+           "WHERE p.project_id = %s ORDER BY p.id, k", [per_item, pid]),
+        ("items", Item, {
+            "project": ("%s", [pid]),
+            "prompt": ("p.id", []),
+            "open_slots": ("%s", [open_slots]),
+            "judgement_count": ("%s", [judgement_count]),
+        }, f"FROM {t['prompt']} AS p WHERE p.project_id = %s ORDER BY p.id", [pid]),
+        ("item candidates", Item.candidates.through, {
+            "item": ("i.id", []),
+            "candidate": ("c.id", []),
+        }, f"FROM {t['item']} AS i JOIN {t['candidate']} AS c ON c.prompt_id = i.prompt_id "
+           "WHERE i.project_id = %s ORDER BY i.id, c.id", [pid]),
+    ]
 
 
 def insert_select(model, given, tail, params=()):

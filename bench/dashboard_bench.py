@@ -25,7 +25,14 @@ import time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from claim_bench import insert_select, log, sql, tables, vacuum_analyze  # noqa: E402
+from claim_bench import (  # noqa: E402
+    insert_select,
+    item_steps,
+    log,
+    sql,
+    tables,
+    vacuum_analyze,
+)
 
 SLUG = "bench-dashboard-{}"
 SEEDED = "seeded"
@@ -97,7 +104,7 @@ def users():
 
 
 def seed(n_judgements, annotators):
-    from annotate.models import Assignment, Candidate, Item, Judgement, Project, Prompt
+    from annotate.models import Assignment, Judgement, Project
 
     n_items = n_judgements // OVERLAP
     slug = SLUG.format(n_judgements)
@@ -120,29 +127,10 @@ def seed(n_judgements, annotators):
     ids = [u.pk for u in annotators]
     started = time.monotonic()
     sql("SET synchronous_commit = off")
-    steps = [
-        ("prompts", Prompt, {
-            "project": ("%s", [pid]),
-            "conversation": ("jsonb_build_array(jsonb_build_object("
-                             "'role', 'user', 'content', 'Dashboard prompt ' || g))", []),
-            "source": ("'bench'", []),
-        }, "FROM generate_series(1, %s) AS g", [n_items]),
-        ("candidates", Candidate, {
-            "prompt": ("p.id", []),
-            "text": ("'Answer ' || k || repeat(' more words', ((p.id %% 7) * k)::int)", []),
-        }, f"FROM {t['prompt']} AS p CROSS JOIN generate_series(1, 2) AS k "
-           "WHERE p.project_id = %s ORDER BY p.id, k", [pid]),
-        ("items", Item, {
-            "project": ("%s", [pid]),
-            "prompt": ("p.id", []),
-            "open_slots": ("0", []),
-            "judgement_count": ("%s", [OVERLAP]),
-        }, f"FROM {t['prompt']} AS p WHERE p.project_id = %s ORDER BY p.id", [pid]),
-        ("item candidates", Item.candidates.through, {
-            "item": ("i.id", []),
-            "candidate": ("c.id", []),
-        }, f"FROM {t['item']} AS i JOIN {t['candidate']} AS c ON c.prompt_id = i.prompt_id "
-           "WHERE i.project_id = %s ORDER BY i.id, c.id", [pid]),
+    steps = item_steps(
+        pid, n_items, 2, open_slots=0, judgement_count=OVERLAP, label="Dashboard",
+        answer_sql="'Answer ' || k || repeat(' more words', ((p.id %% 7) * k)::int)",
+    ) + [
         ("assignments", Assignment, {
             "item": ("i.id", []),
             "annotator": ("(%s::bigint[])[1 + ((i.id + s) %% " + str(ANNOTATORS) + ")]", [ids]),
