@@ -28,12 +28,13 @@ _DENSE_CODERS = 12
 _RATIO_BLOCK = 1 << 22
 
 
-def _rank_positions(ranking):
+def rank_positions(ranking):
     """Map candidate id -> rank index (ties share an index) for a best-first list of groups."""
     return {cid: position for position, group in enumerate(ranking) for cid in group}
 
 
-def _order(positions, a, b):
+def pair_order(positions, a, b):
+    """Return -1, 0 or 1: a ranked before b, tied, or after (positions from rank_positions)."""
     return (positions[a] > positions[b]) - (positions[a] < positions[b])
 
 
@@ -47,12 +48,12 @@ def pairwise_percent_agreement(rankings_per_item):
     """
     agree = total = 0
     for rankings in rankings_per_item:
-        positions = [_rank_positions(r) for r in rankings]
+        positions = [rank_positions(r) for r in rankings]
         for first, second in combinations(positions, 2):
             shared = sorted(first.keys() & second.keys())
             for a, b in combinations(shared, 2):
                 total += 1
-                agree += _order(first, a, b) == _order(second, a, b)
+                agree += pair_order(first, a, b) == pair_order(second, a, b)
     if total == 0:
         return None, 0
     return agree / total, total
@@ -488,7 +489,7 @@ def rank_matrix(rankings):
     """
     from scipy.stats import rankdata
 
-    positions = [_rank_positions(r) for r in rankings]
+    positions = [rank_positions(r) for r in rankings]
     if not positions:
         raise ValueError("rank_matrix needs at least one ranking")
     shared = set(positions[0])

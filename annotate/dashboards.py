@@ -28,6 +28,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from . import agreement
+from .consensus import model_leaderboard
 from .models import Candidate, DashboardCache, Item, Judgement, ReviewStatus
 
 # Projects with at most this many live judgements are recomputed when the page is opened
@@ -86,10 +87,9 @@ def _week(day):
 
 
 def _pair_value(positions, a, b):
-    pa, pb = positions.get(a), positions.get(b)
-    if pa is None or pb is None:
+    if a not in positions or b not in positions:
         return None
-    return float((pa > pb) - (pa < pb))
+    return float(agreement.pair_order(positions, a, b))
 
 
 def compute(project, now=None):
@@ -131,7 +131,7 @@ def compute(project, now=None):
         if len(group) < 2:
             return
         item_day[item_id] = day
-        positions = [agreement._rank_positions(j["ranking"]) for j in group]
+        positions = [agreement.rank_positions(j["ranking"]) for j in group]
         cands = sorted({c for j in group for c in j["shown"]})
         for a, b in combinations(cands, 2):
             values = [v for p in positions if (v := _pair_value(p, a, b)) is not None]
@@ -196,7 +196,8 @@ def compute(project, now=None):
             bias_records.append({
                 "annotator": annotator, "item": item_id, "shown": shown,
                 "chosen": top[0] if len(top) == 1 else None,
-                "lengths": {c: lengths.get(c, 0) for c in shown},
+                # One shared id -> length mapping for every record (length_bias looks ids up).
+                "lengths": lengths,
             })
     finish(current, group)
 
@@ -330,14 +331,7 @@ def _round(value, digits=4):
 
 
 def _leaderboard(project):
-    try:
-        from .consensus import model_leaderboard
-    except ImportError:  # pragma: no cover - the aggregation module ships with the app
-        return []
-    try:
-        return model_leaderboard(project, rounds=500, seed=0)
-    except ValueError:
-        return []
+    return model_leaderboard(project, rounds=500, seed=0)
 
 
 def latest_judgement_id(project):

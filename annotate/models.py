@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from .agreement import pair_order, rank_positions
+
 JUDGEMENT_KINDS = {
     "ranking": "Rank all candidates (ties allowed)",
     "pairwise": "Compare two candidates: A, B, tie or both bad",
@@ -397,11 +399,8 @@ class Judgement(models.Model):
     def preference_pairs(self):
         """Yield (chosen_id, rejected_id, weight) for every pair this judgement implies."""
         weight = float(self.pairwise_strength or 1)
-        for i, better in enumerate(self.ranking):
-            for worse in self.ranking[i + 1 :]:
-                for chosen in better:
-                    for rejected in worse:
-                        yield chosen, rejected, weight
+        for chosen, rejected in ranking_pairs(self.ranking):
+            yield chosen, rejected, weight
         if self.correction_id:
             yield self.correction_id, self.correction.parent_id, 1.0
 
@@ -421,20 +420,18 @@ def gold_score(gold, given):
     Both are groups of candidate ids best first. Candidates the gold answer ties may be
     ordered either way; an annotator's tie where gold prefers one counts as a miss.
     """
-    rank_of = {cid: i for i, group in enumerate(given) for cid in group}
-    gold_rank = {cid: i for i, group in enumerate(gold) for cid in group}
+    rank_of = rank_positions(given)
+    gold_rank = rank_positions(gold)
     ids = sorted(gold_rank)
     total = matched = 0
     for x, a in enumerate(ids):
         for b in ids[x + 1 :]:
-            want = (gold_rank[a] > gold_rank[b]) - (gold_rank[a] < gold_rank[b])
+            want = pair_order(gold_rank, a, b)
             if not want:
                 continue
             total += 1
-            if a not in rank_of or b not in rank_of:
-                continue
-            got = (rank_of[a] > rank_of[b]) - (rank_of[a] < rank_of[b])
-            matched += want == got
+            if a in rank_of and b in rank_of:
+                matched += pair_order(rank_of, a, b) == want
     return matched / total if total else 1.0
 
 
