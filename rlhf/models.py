@@ -36,6 +36,9 @@ class DatasetSnapshot(models.Model):
 
     class Kind(models.TextChoices):
         PREFERENCE = "preference", "Preference pairs"
+        SFT = "sft", "SFT targets"
+        KTO = "kto", "KTO rows"
+        PROMPTS = "prompts", "Prompts for online RL"
 
     project = models.ForeignKey(
         "annotate.Project", on_delete=models.CASCADE, related_name="snapshots"
@@ -55,11 +58,18 @@ class DatasetSnapshot(models.Model):
     def __str__(self):
         return f"{self.kind} snapshot {self.sha256[:12]} ({self.rows} rows)"
 
+    def get_absolute_url(self):
+        return reverse("rlhf-snapshot-download", args=[self.pk])
+
 
 class TrainingRun(models.Model):
     class Method(models.TextChoices):
-        DPO = "dpo", "DPO"
         REWARD = "reward", "Reward model"
+        DPO = "dpo", "DPO"
+        GRPO = "grpo", "Online RL (GRPO)"
+        RLOO = "rloo", "Online RL (RLOO)"
+        SFT = "sft", "Supervised fine-tuning"
+        KTO = "kto", "KTO"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -169,3 +179,59 @@ class GenerationJob(models.Model):
     @property
     def percent(self):
         return int(100 * self.done / self.total) if self.total else 0
+
+
+class PolicyEvaluation(models.Model):
+    """A policy version against a baseline (its parent) on held-out prompts.
+
+    Judged by a reward-model version (both answer every prompt; the higher score wins) or by
+    people: pairwise items (one answer from each model, in random order, names hidden) that
+    annotators judge like any other item; the win-rate is read from their judgements.
+    """
+
+    class Judge(models.TextChoices):
+        REWARD = "reward", "Reward model"
+        HUMAN = "human", "Blind human evaluation"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(
+        "annotate.Project", on_delete=models.CASCADE, related_name="evaluations"
+    )
+    policy = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="evaluations")
+    baseline = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    judge = models.CharField(max_length=10, choices=Judge.choices)
+    reward_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    prompt_ids = models.JSONField(default=list)
+    config = models.JSONField(default=dict, blank=True)
+    # Reward-judged results; a human evaluation computes its figures from the judgements.
+    results = models.JSONField(default=dict, blank=True)
+    items = models.ManyToManyField("annotate.Item", blank=True, related_name="evaluations")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.policy} vs {self.baseline} ({self.get_judge_display()})"
+
+    def get_absolute_url(self):
+        return reverse("rlhf-evaluation-detail", args=[self.pk])
+
+    @property
+    def is_finished(self):
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

@@ -14,22 +14,32 @@ from django.utils import timezone
 from annotate.importing import create_item
 from annotate.models import UNSCORED_MARGIN, Candidate, Item, Project, Prompt
 
-from .ml.config import DPORunConfig, RewardRunConfig, SampleConfig
-from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
+from .ml.config import RUN_CONFIGS, SampleConfig
+from .models import DatasetSnapshot, GenerationJob, ModelVersion, RunMetric, TrainingRun
 
 log = logging.getLogger(__name__)
 
 # Reading the cancel flag every step costs a query; once a second is within one step anyway.
 CANCEL_POLL_SECONDS = 1.0
 
-# What each training method reads its config as, and the kind of model it produces.
-RUN_CONFIGS = {
-    TrainingRun.Method.DPO: DPORunConfig,
-    TrainingRun.Method.REWARD: RewardRunConfig,
+# The rlhf.ml module that trains each method; every method but the reward model makes a policy.
+TRAINERS = {
+    TrainingRun.Method.REWARD: "reward",
+    TrainingRun.Method.DPO: "dpo",
+    TrainingRun.Method.GRPO: "online",
+    TrainingRun.Method.RLOO: "online",
+    TrainingRun.Method.SFT: "sft",
+    TrainingRun.Method.KTO: "kto",
 }
-OUTPUT_KINDS = {
-    TrainingRun.Method.DPO: ModelVersion.Kind.POLICY,
-    TrainingRun.Method.REWARD: ModelVersion.Kind.REWARD,
+ONLINE = (TrainingRun.Method.GRPO, TrainingRun.Method.RLOO)
+# What a run says when its data is empty, per snapshot kind.
+NO_DATA = {
+    DatasetSnapshot.Kind.PREFERENCE: "No preference pairs to train on yet: annotate some items",
+    DatasetSnapshot.Kind.SFT: "No SFT targets yet: they come from corrections, reviewers' "
+    "answers and gold answers",
+    DatasetSnapshot.Kind.KTO: "No KTO rows yet: they come from ratings, rankings and "
+    "corrections",
+    DatasetSnapshot.Kind.PROMPTS: "No prompts to train on: import some",
 }
 
 # Items whose candidates are scored together and written back in one bulk_update.
@@ -86,7 +96,10 @@ def _finish(run_id, status, **fields):
 
 def execute_run(run_id):
     """Train one run end to end; always leaves it SUCCEEDED, FAILED or CANCELLED."""
-    from .services import build_snapshot
+    import importlib
+
+    from .services import launch_scoring, reward_model_for
+    from .snapshots import METHOD_KINDS, build_snapshot
 
     now = timezone.now()
     run = _claim(TrainingRun, run_id, TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING,
@@ -95,23 +108,22 @@ def execute_run(run_id):
         log.info("run %s is not queued; skipping (redelivered or cancelled)", run_id)
         return
     try:
-        if run.method not in RUN_CONFIGS:
+        if run.method not in TRAINERS:
             raise ValueError(f"Unknown training method {run.method!r}")
         config = RUN_CONFIGS[run.method].from_dict(run.config)
-        config.validate()
-        snapshot, train_rows, eval_rows = build_snapshot(run.project, config.eval_fraction,
-                                                         config.seed)
+        extra = {}
+        if run.method in ONLINE:
+            reward_model = reward_model_for(run.project, config)
+            extra = {"reward_model_path": reward_model.source, "algorithm": run.method}
+        kind = METHOD_KINDS[run.method]
+        snapshot, train_rows, eval_rows = build_snapshot(run.project, kind, config)
         TrainingRun.objects.filter(pk=run_id).update(snapshot=snapshot)
         if not train_rows:
             raise ValueError(
-                "No preference pairs to train on yet: annotate some items first "
-                f"({snapshot.rows} pairs in the project, {len(eval_rows)} held out)."
+                f"{NO_DATA[kind]} ({snapshot.rows} rows in the project, "
+                f"{len(eval_rows)} held out)."
             )
-        if run.method == TrainingRun.Method.REWARD:
-            from .ml import reward as trainer
-        else:
-            from .ml import dpo as trainer
-
+        trainer = importlib.import_module(f"rlhf.ml.{TRAINERS[run.method]}")
         output_dir = Path(settings.PREFLAB_MODELS_DIR) / "runs" / f"run-{run_id}"
         reporter = RunReporter(run_id)
         result = trainer.train(
@@ -121,24 +133,24 @@ def execute_run(run_id):
             on_metrics=reporter.on_metrics,
             should_stop=reporter.should_stop,
             on_progress=reporter.on_progress,
+            **extra,
         )
         if result.stopped:
             _finish(run_id, TrainingRun.Status.CANCELLED, eval_metrics=result.eval_metrics)
             return
+        is_reward = run.method == TrainingRun.Method.REWARD
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 project=run.project,
                 name=f"{run.project.slug}-{run.method}-run{run_id}",
-                kind=OUTPUT_KINDS[run.method],
+                kind=ModelVersion.Kind.REWARD if is_reward else ModelVersion.Kind.POLICY,
                 source=str(output_dir),
                 parent=run.base_model,
                 metrics=result.eval_metrics,
             )
             _finish(run_id, TrainingRun.Status.SUCCEEDED, output_model=version,
                     eval_metrics=result.eval_metrics)
-            if version.kind == ModelVersion.Kind.REWARD:
-                from .services import launch_scoring
-
+            if is_reward:
                 # robust: the run has succeeded; a broker hiccup is logged, not a failed run.
                 launch_scoring(run.project, version, robust=True)
     except Exception as exc:

@@ -1,7 +1,5 @@
 """Writes that touch several models or enqueue work: launching runs, generation and scoring."""
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -10,11 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.models import Project
-from annotate.services import preference_rows
 
-from .ml.config import DPORunConfig, RewardRunConfig, SampleConfig
-from .ml.data import split_by_prompt
-from .models import DatasetSnapshot, GenerationJob, ModelVersion, TrainingRun
+from .ml.config import RUN_CONFIGS, SampleConfig, TrainingConfig
+from .models import GenerationJob, ModelVersion, TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +35,62 @@ def _enqueue(task, obj_id, model, error_field="error"):
         )
 
 
-def launch_run(
-    project: Project, config: DPORunConfig | RewardRunConfig, base_model: ModelVersion, user=None
-):
+class InvalidRun(ValueError):
+    """A run that cannot start; the message says why (nothing was queued)."""
+
+
+def method_of(config: TrainingConfig) -> str:
+    """The training method a config class stands for (its key in RUN_CONFIGS)."""
+    for method, config_class in RUN_CONFIGS.items():
+        if type(config) is config_class:
+            return method
+    raise InvalidRun(f"{type(config).__name__} is not a training method's config")
+
+
+def check_run(project: Project, method: str, config: TrainingConfig, base_model: ModelVersion):
+    """Raise InvalidRun unless the run can start: config valid, models fit the method."""
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise InvalidRun(str(exc)) from None
+    if base_model.kind != ModelVersion.Kind.POLICY:
+        raise InvalidRun(f"{base_model} is a {base_model.get_kind_display()}, not a policy")
+    if base_model.project_id not in (None, project.pk):
+        raise InvalidRun(f"{base_model} belongs to another project")
+    if method in ("grpo", "rloo"):
+        reward_model_for(project, config)
+
+
+def reward_model_for(project: Project, config) -> ModelVersion:
+    """The reward model an online run is scored by: the config's, else the project's."""
+    if config.reward_model:
+        version = ModelVersion.objects.filter(
+            pk=config.reward_model, kind=ModelVersion.Kind.REWARD
+        ).first()
+        if version is None or version.project_id not in (None, project.pk):
+            raise InvalidRun(
+                f"reward_model {config.reward_model} is not a reward model of {project.slug}"
+            )
+        return version
+    if project.reward_model_id is None:
+        raise InvalidRun(
+            "Online RL needs a reward model: train one (method: reward model) first, or pick "
+            "a reward-model version."
+        )
+    return project.reward_model
+
+
+def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersion, user=None):
     """Validate, write a QUEUED run and enqueue it once the transaction commits.
 
-    The config's type picks the method: DPORunConfig trains a policy with DPO,
-    RewardRunConfig a reward model (which then scores the open items for active learning).
+    The config's class picks the method (see rlhf.ml.config.RUN_CONFIGS); a reward-model run
+    then scores the open items for active learning. Raises InvalidRun (nothing queued) when
+    the settings or models do not fit.
     """
     from . import tasks
 
-    config.validate()
-    method = (
-        TrainingRun.Method.REWARD if isinstance(config, RewardRunConfig)
-        else TrainingRun.Method.DPO
-    )
+    method = method_of(config)
+    check_run(project, method, config, base_model)
     run = TrainingRun.objects.create(
         project=project,
         method=method,
@@ -137,32 +174,6 @@ def prompts_for_generation(project, limit):
         .order_by("n_model", "id")
         .values_list("id", flat=True)[:limit]
     )
-
-
-def build_snapshot(project, eval_fraction, seed):
-    """Freeze the project's preference pairs into a hashed JSONL file, split by prompt."""
-    rows = list(preference_rows(project))
-    train, held_out = split_by_prompt(rows, eval_fraction, seed)
-    lines = [json.dumps({**row, "split": "train"}, sort_keys=True) for row in train]
-    lines += [json.dumps({**row, "split": "eval"}, sort_keys=True) for row in held_out]
-    payload = ("\n".join(lines) + "\n").encode()
-    sha = hashlib.sha256(payload).hexdigest()
-    relative = Path("snapshots") / project.slug / f"{sha}.jsonl"
-    path = Path(settings.MEDIA_ROOT) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_bytes(payload)
-    snapshot = DatasetSnapshot.objects.create(
-        project=project,
-        kind=DatasetSnapshot.Kind.PREFERENCE,
-        path=str(relative),
-        sha256=sha,
-        rows=len(rows),
-        train_rows=len(train),
-        eval_rows=len(held_out),
-        filters={"eval_fraction": eval_fraction, "seed": seed},
-    )
-    return snapshot, train, held_out
 
 
 def base_model_source():

@@ -82,12 +82,3 @@ def fit(trainer, callback, evaluate: bool) -> tuple[dict[str, float], dict[str, 
     if evaluate and not callback.stopped:
         eval_metrics = numeric_metrics(trainer.evaluate())
     return train_metrics, eval_metrics, trainer.state.global_step
-
-
-def save(model, tokenizer, output_dir: str) -> None:
-    """Write model and tokenizer as a `from_pretrained` folder."""
-    import os
-
-    os.makedirs(output_dir, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)

@@ -27,21 +27,30 @@ def prompt_key(messages: Any) -> str:
 
 
 def split_by_prompt(
-    rows: Sequence[dict[str, Any]], eval_fraction: float, seed: int
+    rows: Sequence[dict[str, Any]],
+    eval_fraction: float,
+    seed: int,
+    held_out: Iterable[str] = (),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split preference rows into (train, eval) so that no prompt lands in both."""
+    """Split rows into (train, eval) so that no prompt lands in both.
+
+    held_out: prompt keys (see prompt_key) that always go to eval, whatever the fraction (a
+    project's evaluation prompts); the fraction picks more among the others.
+    """
     if not 0 <= eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     keys = [prompt_key(row["prompt"]) for row in rows]
-    distinct = sorted(set(keys))
-    n_eval = round(len(distinct) * eval_fraction)
-    if eval_fraction > 0 and len(distinct) >= 2:
+    forced = set(held_out) & set(keys)
+    distinct = sorted(set(keys) - forced)
+    # The fraction is of all prompts; forced ones count towards it.
+    n_eval = max(0, round((len(distinct) + len(forced)) * eval_fraction) - len(forced))
+    if eval_fraction > 0 and not forced and len(distinct) >= 2:
         # Tiny datasets would otherwise round to an empty eval split and report no eval metrics.
         n_eval = min(max(n_eval, 1), len(distinct) - 1)
     # Ranking by a seeded hash (not by shuffling) keeps each prompt's side stable however rows
     # are ordered or appended to.
     ranked = sorted(distinct, key=lambda key: hashlib.sha256(f"{seed}:{key}".encode()).hexdigest())
-    eval_keys = set(ranked[:n_eval])
+    eval_keys = set(ranked[:n_eval]) | forced
     train = [row for row, key in zip(rows, keys, strict=True) if key not in eval_keys]
     evaluation = [row for row, key in zip(rows, keys, strict=True) if key in eval_keys]
     return train, evaluation

@@ -5,24 +5,24 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback, save
+from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback
+from .common import (
+    TrainResult,
+    early_stopping,
+    load_tokenizer,
+    lora_config,
+    save_trained,
+    training_args,
+)
 from .config import DPORunConfig
 
 Row = dict[str, Any]
 
 
-@dataclass
-class DPOResult:
-    """Outcome of a DPO run."""
-
-    output_dir: str
-    eval_metrics: dict[str, float] = field(default_factory=dict)
-    train_metrics: dict[str, float] = field(default_factory=dict)
-    stopped: bool = False
-    steps: int = 0
+# Kept as a name: callers and tests know DPO results by it.
+DPOResult = TrainResult
 
 
 def _is_messages(value: Any) -> bool:
@@ -59,39 +59,17 @@ def check_rows(
                 raise ValueError(f"{name} row {index}: '{key}' must hold assistant messages only")
 
 
-def _dpo_config(config: DPORunConfig, scratch_dir: str, use_cpu: bool):
+def _dpo_config(config: DPORunConfig, scratch_dir: str, evaluate: bool):
     from trl import DPOConfig
 
     return DPOConfig(
-        output_dir=scratch_dir,
-        learning_rate=config.learning_rate,
+        **training_args(config, scratch_dir, evaluate),
         beta=config.beta,
         loss_type=[config.loss_type],
         # EXO is undefined without label smoothing; 1e-3 is the paper's recommendation.
         label_smoothing=1e-3 if config.loss_type == "exo_pair" else 0.0,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps if config.max_steps > 0 else -1,
         max_length=config.max_length,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        push_to_hub=False,
-        use_cpu=use_cpu,
-        # Mixed precision is off: CPU bf16 is slow for tiny models and hurts reproducibility.
-        bf16=False,
-        fp16=False,
-        # TRL turns checkpointing on by default; for small models it only costs time. The
-        # transformers 5 name is used because `gradient_checkpointing` now warns as deprecated.
-        activation_checkpointing=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        precompute_ref_log_probs=config.precompute_ref_log_probs,
         model_init_kwargs={"dtype": "float32"},
     )
 
@@ -117,15 +95,12 @@ def train(
     if should_stop is not None and should_stop():
         return DPOResult(output_dir=output_dir, stopped=True)
 
-    import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
     from trl import DPOTrainer
 
     set_seed(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(model_path)
     callback = make_metrics_callback(on_metrics, should_stop, on_progress)
 
     # Rows go in unchanged: extra keys (id, judgement_id, prompt_id, ...) survive tokenization
@@ -136,9 +111,10 @@ def train(
     # Trainer insists on an output_dir and may write into it; keep that out of the real
     # output directory so a cancelled run leaves nothing behind there.
     with tempfile.TemporaryDirectory(prefix="preflab-dpo-") as scratch_dir:
-        args = _dpo_config(config, scratch_dir, use_cpu=not torch.cuda.is_available())
+        args = _dpo_config(config, scratch_dir, evaluate=eval_dataset is not None)
         # Given a path, TRL loads the policy and then a second, frozen copy of the same
-        # checkpoint (from config._name_or_path) as the reference model.
+        # checkpoint (from config._name_or_path) as the reference model; with LoRA the
+        # reference is the policy with its adapters switched off.
         trainer = DPOTrainer(
             model=str(model_path),
             ref_model=None,
@@ -146,14 +122,15 @@ def train(
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=tokenizer,
-            callbacks=[callback],
+            callbacks=[callback, *early_stopping(config, eval_dataset is not None)],
+            peft_config=lora_config(config),
         )
         train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
         if callback.stopped:
             return DPOResult(
                 output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps
             )
-        save(trainer.model, tokenizer, output_dir)
+        save_trained(trainer.model, tokenizer, output_dir)
     return DPOResult(
         output_dir=output_dir,
         eval_metrics=eval_metrics,

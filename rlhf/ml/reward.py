@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback, save
+from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback
+from .common import TrainResult, early_stopping, lora_config, save_trained, training_args
 from .config import RewardRunConfig
 from .dpo import check_rows
 
@@ -40,14 +41,9 @@ RESERVED_KEYS = frozenset(
 
 
 @dataclass
-class RewardResult:
-    """Outcome of a reward-model run."""
+class RewardResult(TrainResult):
+    """Outcome of a reward-model run: also how many pairs fit max_length."""
 
-    output_dir: str
-    eval_metrics: dict[str, float] = field(default_factory=dict)
-    train_metrics: dict[str, float] = field(default_factory=dict)
-    stopped: bool = False
-    steps: int = 0
     train_pairs: int = 0
     skipped_pairs: int = 0
 
@@ -219,37 +215,13 @@ def _fits(tokenizer, row: Row, max_length: int) -> bool:
     )
 
 
-def _reward_config(config: RewardRunConfig, scratch_dir: str, use_cpu: bool, evaluate: bool):
+def _reward_config(config: RewardRunConfig, scratch_dir: str, evaluate: bool):
     from trl import RewardConfig
 
-    periodic_eval = evaluate and config.eval_steps > 0
     return RewardConfig(
-        output_dir=scratch_dir,
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps if config.max_steps > 0 else -1,
+        **training_args(config, scratch_dir, evaluate),
         max_length=config.max_length,
         center_rewards_coefficient=config.center_rewards_coefficient or None,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        eval_strategy="steps" if periodic_eval else "no",
-        eval_steps=config.eval_steps if periodic_eval else None,
-        save_strategy="no",
-        report_to="none",
-        push_to_hub=False,
-        use_cpu=use_cpu,
-        # RewardConfig defaults to bf16=True; on CPU that is slow and rough for tiny models.
-        bf16=False,
-        fp16=False,
-        # TRL turns checkpointing on by default; for small models it only costs time.
-        activation_checkpointing=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
 
 
@@ -274,7 +246,6 @@ def train(
     if should_stop is not None and should_stop():
         return RewardResult(output_dir=output_dir, stopped=True)
 
-    import torch
     from datasets import Dataset
     from transformers import set_seed
     from trl import RewardTrainer
@@ -301,17 +272,15 @@ def train(
     eval_dataset = Dataset.from_list(held_out) if held_out else None
 
     with tempfile.TemporaryDirectory(prefix="preflab-reward-") as scratch_dir:
-        args = _reward_config(
-            config, scratch_dir, use_cpu=not torch.cuda.is_available(),
-            evaluate=eval_dataset is not None,
-        )
+        args = _reward_config(config, scratch_dir, evaluate=eval_dataset is not None)
         trainer = RewardTrainer(
             model=model,
             args=args,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
             processing_class=tokenizer,
-            callbacks=[callback],
+            callbacks=[callback, *early_stopping(config, eval_dataset is not None)],
+            peft_config=lora_config(config, task_type="SEQ_CLS"),
         )
         train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
         if callback.stopped:
@@ -327,7 +296,7 @@ def train(
             eval_metrics.update(pairwise)
             if on_metrics is not None:
                 on_metrics(steps, pairwise)
-        save(trainer.model, tokenizer, output_dir)
+        save_trained(trainer.model, tokenizer, output_dir)
     return RewardResult(
         output_dir=output_dir,
         eval_metrics=eval_metrics,
