@@ -3,7 +3,8 @@
 Each method module (reward, dpo, sft, kto, online) builds its TRL config from
 `training_args(config, ...)` plus its own fields, passes `lora_config(config)` as
 `peft_config` and `early_stopping(config, evaluate)` as extra callbacks, and ends with
-`save_trained(trainer.model, tokenizer, output_dir)`.
+`save_trained(trainer.model, tokenizer, output_dir)`; `train_policy` does all of that for a
+causal-LM trainer given its name and config (sft, kto).
 """
 
 from __future__ import annotations
@@ -156,11 +157,10 @@ def train_policy(
     """Fine-tune the causal LM at model_path with a TRL trainer; save it unless stopped.
 
     trainer names the trl class ("SFTTrainer", "KTOTrainer", ...) and trl_config(scratch_dir,
-    evaluate) builds its config. Rows go in unchanged: extra
-    keys (id, prompt_id, ...) survive tokenization and are dropped by Trainer's
-    remove_unused_columns before collation. Given a path, trainers that need a reference model
-    load a second, frozen copy of the checkpoint; with LoRA the reference is the policy with
-    its adapters switched off.
+    evaluate) builds its config. Rows go in unchanged: extra keys (id, prompt_id, ...) survive
+    tokenization and are dropped by Trainer's remove_unused_columns before collation. Given a
+    path, trainers that need a reference model load a second, frozen copy of the checkpoint;
+    with LoRA the reference is the policy with its adapters switched off.
     """
     output_dir = str(output_dir)
     if should_stop is not None and should_stop():
