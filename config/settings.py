@@ -153,6 +153,7 @@ CELERY_TASK_ROUTES = {
     "rlhf.tasks.train": {"queue": QUEUE_TRAINING},
     "rlhf.tasks.generate": {"queue": QUEUE_GENERATION},
     "rlhf.tasks.score_open_items": {"queue": QUEUE_GENERATION},
+    "rlhf.tasks.evaluate": {"queue": QUEUE_GENERATION},
 }
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-leases": {"task": "annotate.tasks.reclaim_expired_leases", "schedule": 60.0},

@@ -1,127 +1,170 @@
+import dataclasses
+
 from django import forms
 
-from .ml.config import DPO_LOSS_TYPES, DPORunConfig, RewardRunConfig, SampleConfig
+from .ml.config import DPO_LOSS_TYPES, PRESETS, RUN_CONFIGS, SampleConfig
 from .models import ModelVersion
 
+# How the generated run forms label, bound and group the config fields.
+LABELS = {
+    "per_device_train_batch_size": "Batch size",
+    "num_train_epochs": "Epochs",
+    "eval_fraction": "Held-out fraction",
+    "lora_r": "LoRA rank",
+    "lora_alpha": "LoRA alpha",
+    "lora_dropout": "LoRA dropout",
+    "use_lora": "Use LoRA",
+    "precompute_ref_log_probs": "Precompute reference log-probs",
+}
+BOUNDS = {
+    "learning_rate": (1e-8, 1.0),
+    "per_device_train_batch_size": (1, 512),
+    "gradient_accumulation_steps": (1, 1024),
+    "num_train_epochs": (0.01, 100),
+    "max_steps": (-1, 1_000_000),
+    "max_length": (16, 32_768),
+    "eval_fraction": (0.0, 0.5),
+    "eval_steps": (0, 1_000_000),
+    "early_stopping_patience": (0, 1000),
+    "seed": (0, 2**31 - 1),
+    "logging_steps": (1, 10_000),
+    "lora_r": (1, 1024),
+    "lora_alpha": (1, 4096),
+    "lora_dropout": (0.0, 0.99),
+    "min_agreement": (0.0, 1.0),
+    "min_annotator_weight": (0.0, 1.0),
+    "beta": (1e-4, 10.0),
+    "center_rewards_coefficient": (0.0, 1.0),
+    "desirable_weight": (0.01, 100.0),
+    "undesirable_weight": (0.01, 100.0),
+    "rating_threshold": (0.0, 1.0),
+    "num_generations": (2, 64),
+    "max_completion_length": (1, 4096),
+    "temperature": (0.01, 5.0),
+}
+# Online RL may switch the KL penalty off.
+ONLINE_BOUNDS = {"beta": (0.0, 10.0)}
+CHOICES = {"loss_type": DPO_LOSS_TYPES}
+GROUPS = (
+    ("Training", ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+                  "num_train_epochs", "max_steps", "max_length", "seed", "logging_steps")),
+    ("Held-out evaluation", ("eval_fraction", "eval_steps", "early_stopping_patience")),
+    ("LoRA", ("use_lora", "lora_r", "lora_alpha", "lora_dropout")),
+    ("Data filters", ("min_agreement", "exclude_flagged", "only_reviewed",
+                      "min_annotator_weight")),
+)
+SHARED = {name for _, names in GROUPS for name in names}
+# Read from the run's method: what it trains, in a sentence (shown above the form).
+METHOD_HELP = {
+    "reward": "trl.RewardTrainer on preference pairs: a score head on the base policy. Held-out "
+    "pairwise accuracy and margin are reported; the result becomes the project's reward model "
+    "and scores open items for active learning.",
+    "dpo": "trl.DPOTrainer on preference pairs, against a frozen reference (the base policy, or "
+    "its log-probs computed once up front).",
+    "grpo": "trl.GRPOTrainer: samples several answers per prompt, scores them with a reward "
+    "model, and moves towards the better ones relative to their group, with a KL penalty to "
+    "the reference.",
+    "rloo": "trl.RLOOTrainer: REINFORCE with a leave-one-out baseline over several answers per "
+    "prompt, scored by a reward model, with a KL penalty to the reference.",
+    "sft": "trl.SFTTrainer on corrections, reviewers' best answers and gold answers.",
+    "kto": "trl.KTOTrainer on answers marked good or bad (ratings, best and worst of rankings, "
+    "corrections), no pairs needed.",
+}
 
-class _RunForm(forms.Form):
-    """A run form: a base policy plus the fields of `config_class`, validated by it."""
 
+def _config_field(method, f, default):
+    label = LABELS.get(f.name, f.name.replace("_", " ").capitalize())
+    help_text = f.metadata.get("help", "")
+    low, high = {**BOUNDS, **(ONLINE_BOUNDS if method in ("grpo", "rloo") else {})}.get(
+        f.name, (None, None)
+    )
+    if f.name in CHOICES:
+        return forms.ChoiceField(label=label, choices=[(c, c) for c in CHOICES[f.name]],
+                                 initial=default, help_text=help_text)
+    if isinstance(default, bool):
+        return forms.BooleanField(label=label, initial=default, required=False,
+                                  help_text=help_text)
+    # Left empty, a number takes the config's default.
+    if isinstance(default, int):
+        return forms.IntegerField(label=label, initial=default, min_value=low, max_value=high,
+                                  help_text=help_text, required=False)
+    if isinstance(default, float):
+        return forms.FloatField(label=label, initial=default, min_value=low, max_value=high,
+                                help_text=help_text, required=False)
+    return forms.CharField(label=label, initial=default, help_text=help_text, required=False)
+
+
+class RunForm(forms.Form):
+    """A run of one method: a base policy plus the fields of the method's config class.
+
+    The fields are generated from the config dataclass (its defaults and help lines), so the
+    form, the CLI and the API accept the same settings; the config's validate() has the last
+    word, before anything is queued.
+    """
+
+    method = None
     config_class = None
 
-    def __init__(self, *args, project=None, **kwargs):
+    base_model = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.none(),
+        help_text="The policy to start from; its frozen copy is the reference where the "
+        "method has one.",
+    )
+
+    def __init__(self, *args, project=None, preset=None, **kwargs):
+        if preset:
+            kwargs["initial"] = {**PRESETS[self.method][preset]["values"],
+                                 **kwargs.get("initial", {})}
         super().__init__(*args, **kwargs)
+        self.project = project
         self.fields["base_model"].queryset = policy_versions(project)
         if project is not None and project.current_model_id:
             self.fields["base_model"].initial = project.current_model_id
+        if "reward_model" in self.fields:
+            self.fields["reward_model"].queryset = reward_versions(project)
+
+    @classmethod
+    def build(cls, method):
+        """The form class for one training method."""
+        config_class = RUN_CONFIGS[method]
+        defaults = config_class()
+        attrs = {"method": method, "config_class": config_class}
+        for f in dataclasses.fields(config_class):
+            if f.name == "reward_model":
+                attrs[f.name] = forms.ModelChoiceField(
+                    queryset=ModelVersion.objects.none(), required=False,
+                    empty_label="The project's current reward model",
+                    help_text="The reward model that scores sampled answers while training.",
+                )
+            else:
+                attrs[f.name] = _config_field(method, f, getattr(defaults, f.name))
+        return type(f"{config_class.__name__}Form", (cls,), attrs)
+
+    def groups(self):
+        """(title, bound fields) in display order: the method's own settings first."""
+        own = [name for name in self.fields if name != "base_model" and name not in SHARED]
+        titled = [(f"{self.config_class.__name__.removesuffix('RunConfig')} settings", own),
+                  *GROUPS]
+        return [(title, [self[name] for name in names if name in self.fields])
+                for title, names in titled if names]
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
+        values = {k: v for k, v in data.items() if k != "base_model" and v not in (None, "")}
+        if "reward_model" in values:
+            values["reward_model"] = values["reward_model"].pk
         try:
             # from_dict validates too: the config's own rules (e.g. steps or epochs) apply.
-            self.config = self.config_class.from_dict(
-                {k: v for k, v in data.items() if k != "base_model"}
-            )
+            self.config = self.config_class.from_dict(values)
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data
 
 
-class DPORunForm(_RunForm):
-    config_class = DPORunConfig
-
-    base_model = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.none(),
-        help_text="The policy to start from; its copy is the frozen reference model.",
-    )
-    learning_rate = forms.FloatField(
-        initial=DPORunConfig.learning_rate, min_value=1e-8, max_value=1.0,
-        help_text="Step size; 1e-6–1e-4 for real models, larger for the tiny demo model.",
-    )
-    beta = forms.FloatField(
-        initial=DPORunConfig.beta, min_value=1e-4, max_value=10.0,
-        help_text="How far the policy may move from the reference (higher = closer).",
-    )
-    loss_type = forms.ChoiceField(
-        choices=[(t, t) for t in DPO_LOSS_TYPES], initial=DPORunConfig.loss_type,
-        help_text="sigmoid is the original DPO loss; ipo is more robust to noisy labels.",
-    )
-    per_device_train_batch_size = forms.IntegerField(
-        label="Batch size", initial=DPORunConfig.per_device_train_batch_size,
-        min_value=1, max_value=512, help_text="Preference pairs per step.",
-    )
-    num_train_epochs = forms.FloatField(
-        label="Epochs", initial=DPORunConfig.num_train_epochs, min_value=0.01, max_value=100,
-        help_text="Passes over the training pairs (ignored when max steps is set).",
-    )
-    max_steps = forms.IntegerField(
-        initial=DPORunConfig.max_steps, min_value=-1, max_value=1_000_000,
-        help_text="Stop after this many steps; -1 trains for the epochs above.",
-    )
-    eval_fraction = forms.FloatField(
-        label="Held-out fraction", initial=DPORunConfig.eval_fraction,
-        min_value=0.0, max_value=0.5,
-        help_text="Share of prompts kept out of training for evaluation (split by prompt).",
-    )
-    seed = forms.IntegerField(initial=DPORunConfig.seed, min_value=0, max_value=2**31 - 1)
-
-
-class RewardRunForm(_RunForm):
-    """Hyper-parameters of a reward-model run (trl.RewardTrainer)."""
-
-    config_class = RewardRunConfig
-
-    base_model = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.none(),
-        help_text="The policy whose body the reward model starts from (a fresh score head).",
-    )
-    learning_rate = forms.FloatField(
-        initial=RewardRunConfig.learning_rate, min_value=1e-8, max_value=1.0,
-        help_text="Step size; 1e-6–1e-5 for real models, larger for the tiny demo model.",
-    )
-    per_device_train_batch_size = forms.IntegerField(
-        label="Batch size", initial=RewardRunConfig.per_device_train_batch_size,
-        min_value=1, max_value=512, help_text="Preference pairs per forward pass.",
-    )
-    gradient_accumulation_steps = forms.IntegerField(
-        initial=RewardRunConfig.gradient_accumulation_steps, min_value=1, max_value=1024,
-        help_text="Forward passes summed into one optimizer step (a larger effective batch).",
-    )
-    num_train_epochs = forms.FloatField(
-        label="Epochs", initial=RewardRunConfig.num_train_epochs, min_value=0.01, max_value=100,
-        help_text="Passes over the training pairs (ignored when max steps is set).",
-    )
-    max_steps = forms.IntegerField(
-        initial=RewardRunConfig.max_steps, min_value=-1, max_value=1_000_000,
-        help_text="Stop after this many steps; -1 trains for the epochs above.",
-    )
-    max_length = forms.IntegerField(
-        initial=RewardRunConfig.max_length, min_value=16, max_value=32_768,
-        help_text="Longest prompt+answer in tokens; longer pairs are left out of training.",
-    )
-    center_rewards_coefficient = forms.FloatField(
-        initial=RewardRunConfig.center_rewards_coefficient, min_value=0.0, max_value=1.0,
-        help_text="Pulls scores towards zero mean (0.01 is typical); 0 turns it off.",
-    )
-    eval_fraction = forms.FloatField(
-        label="Held-out fraction", initial=RewardRunConfig.eval_fraction,
-        min_value=0.0, max_value=0.5,
-        help_text="Share of prompts kept out of training to measure pairwise accuracy.",
-    )
-    eval_steps = forms.IntegerField(
-        initial=RewardRunConfig.eval_steps, min_value=0, max_value=1_000_000,
-        help_text="Also evaluate every this many steps; 0 evaluates once, at the end.",
-    )
-    seed = forms.IntegerField(
-        initial=RewardRunConfig.seed, min_value=0, max_value=2**31 - 1,
-        help_text="Fixes the data order and the score head's initial weights.",
-    )
-
-
-# The run form offers one method at a time: ?method=reward (or a posted "method").
-RUN_FORMS = {"dpo": DPORunForm, "reward": RewardRunForm}
+# One form class per training method (?method=... on the page).
+RUN_FORMS = {method: RunForm.build(method) for method in RUN_CONFIGS}
 
 
 class GenerationForm(forms.Form):
@@ -161,10 +204,18 @@ class GenerationForm(forms.Form):
         return data
 
 
-def policy_versions(project):
+def _versions(project, kind):
     from django.db.models import Q
 
-    qs = ModelVersion.objects.filter(kind=ModelVersion.Kind.POLICY)
+    qs = ModelVersion.objects.filter(kind=kind)
     if project is not None:
         qs = qs.filter(Q(project=project) | Q(project__isnull=True))
     return qs
+
+
+def policy_versions(project):
+    return _versions(project, ModelVersion.Kind.POLICY)
+
+
+def reward_versions(project):
+    return _versions(project, ModelVersion.Kind.REWARD)

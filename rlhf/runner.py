@@ -276,3 +276,59 @@ def fail_stale_runs(max_age_seconds=None):
         error=f"The worker stopped reporting for over {max_age} s (killed or lost); "
         "launch the run again.",
     )
+
+
+def execute_evaluation(evaluation_id):
+    """Answer the held-out prompts with both policies; score them or queue them for people."""
+    import random
+
+    from .ml.evaluate import answers, reward_win_rate
+    from .models import PolicyEvaluation
+
+    evaluation = _claim(PolicyEvaluation, evaluation_id, PolicyEvaluation.Status.QUEUED,
+                        PolicyEvaluation.Status.RUNNING)
+    if evaluation is None:
+        log.info("evaluation %s is not queued; skipping", evaluation_id)
+        return
+    try:
+        config = SampleConfig.from_dict(evaluation.config)
+        prompts = list(Prompt.objects.filter(pk__in=evaluation.prompt_ids).order_by("id"))
+        conversations = [p.conversation for p in prompts]
+
+        def on_progress(done, total):
+            PolicyEvaluation.objects.filter(pk=evaluation_id).update(done=done, total=total)
+
+        policy, baseline = evaluation.policy, evaluation.baseline
+        if evaluation.judge == PolicyEvaluation.Judge.REWARD:
+            results = reward_win_rate(policy.source, baseline.source,
+                                      evaluation.reward_model.source, conversations, config,
+                                      on_progress=on_progress)
+            results["prompt_ids"] = [p.pk for p in prompts]
+        else:
+            mine = answers(policy.source, conversations, config, on_progress)
+            theirs = answers(baseline.source, conversations, config)
+            rng = random.Random(evaluation_id)
+            identical = 0
+            with transaction.atomic():
+                for prompt, a, b in zip(prompts, mine, theirs, strict=True):
+                    if a.strip() == b.strip():
+                        identical += 1  # nothing to choose between
+                        continue
+                    pair = [(a, policy), (b, baseline)]
+                    rng.shuffle(pair)  # the first-created candidate is not always the new one
+                    candidates = Candidate.objects.bulk_create([
+                        Candidate(prompt=prompt, text=text, origin=Candidate.Origin.MODEL,
+                                  model_version=version) for text, version in pair
+                    ])
+                    evaluation.items.add(create_item(evaluation.project, prompt, candidates))
+            results = {"identical_answers": identical}
+        PolicyEvaluation.objects.filter(pk=evaluation_id).update(
+            status=PolicyEvaluation.Status.SUCCEEDED, results=results,
+            done=len(prompts), finished_at=timezone.now(),
+        )
+    except Exception as exc:
+        log.exception("evaluation %s failed", evaluation_id)
+        PolicyEvaluation.objects.filter(pk=evaluation_id).update(
+            status=PolicyEvaluation.Status.FAILED, finished_at=timezone.now(),
+            error=f"{exc.__class__.__name__}: {exc}",
+        )

@@ -206,3 +206,110 @@ def ensure_base_model(project=None, data_file=None, base_config=None, progress=N
         project.current_model = version
         project.save(update_fields=["current_model"])
     return version
+
+
+def promote(project: Project, version: ModelVersion):
+    """Make a policy version the project's current generator (new candidates come from it)."""
+    if version.kind != ModelVersion.Kind.POLICY:
+        raise InvalidRun(f"{version} is a {version.get_kind_display()}; only policies generate")
+    if version.project_id not in (None, project.pk):
+        raise InvalidRun(f"{version} belongs to another project")
+    Project.objects.filter(pk=project.pk).update(current_model=version)
+    project.current_model = version
+    return version
+
+
+def held_out_prompts(project: Project, policy: ModelVersion, limit: int):
+    """Prompt ids to evaluate a policy on: the project's evaluation prompts, else the prompts
+    its training run held out."""
+    from annotate.models import Prompt
+
+    from .snapshots import snapshot_file
+
+    ids = list(
+        Prompt.objects.filter(project=project, split=Prompt.Split.EVAL)
+        .order_by("id").values_list("id", flat=True)[:limit]
+    )
+    if ids:
+        return ids
+    run = TrainingRun.objects.filter(output_model=policy).select_related("snapshot").first()
+    if run is None or run.snapshot is None:
+        return []
+    from .ml.data import read_jsonl
+
+    keys = []
+    for row in read_jsonl(snapshot_file(run.snapshot)):
+        if row.get("split") == "eval" and row.get("prompt_id") not in keys:
+            keys.append(row["prompt_id"])
+    prompts = Prompt.objects.filter(project=project)
+    by_key = {str(p.external_id or p.pk): p.pk for p in prompts.only("id", "external_id")}
+    return [by_key[k] for k in keys if k in by_key][:limit]
+
+
+def launch_evaluation(project, policy, judge, *, reward_model=None, prompts=50,
+                      config: SampleConfig | None = None, user=None):
+    """Queue a win-rate evaluation of policy against its parent on held-out prompts.
+
+    judge "reward": a reward model scores both answers to each prompt (the project's when
+    none is given); judge "human": pairwise items for annotators, names hidden.
+    """
+    from . import tasks
+    from .models import PolicyEvaluation
+
+    if policy.kind != ModelVersion.Kind.POLICY or policy.parent_id is None:
+        raise InvalidRun(f"{policy} has no parent policy to compare with")
+    if policy.project_id not in (None, project.pk):
+        raise InvalidRun(f"{policy} belongs to another project")
+    if judge == PolicyEvaluation.Judge.REWARD:
+        reward_model = reward_model or project.reward_model
+        if reward_model is None or reward_model.kind != ModelVersion.Kind.REWARD:
+            raise InvalidRun("A reward-model evaluation needs a reward model: train one first.")
+    elif judge != PolicyEvaluation.Judge.HUMAN:
+        raise InvalidRun(f"Unknown judge {judge!r}")
+    config = config or SampleConfig(max_new_tokens=112)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise InvalidRun(str(exc)) from None
+    prompt_ids = held_out_prompts(project, policy, prompts)
+    if not prompt_ids:
+        raise InvalidRun(
+            "No held-out prompts: import prompts with \"split\": \"eval\", or evaluate a "
+            "policy whose training run held some out."
+        )
+    evaluation = PolicyEvaluation.objects.create(
+        project=project, policy=policy, baseline=policy.parent, judge=judge,
+        reward_model=reward_model if judge == PolicyEvaluation.Judge.REWARD else None,
+        prompt_ids=prompt_ids, total=len(prompt_ids), config=config.to_dict(), created_by=user,
+    )
+    transaction.on_commit(lambda: _enqueue(tasks.evaluate, evaluation.pk, PolicyEvaluation))
+    return evaluation
+
+
+def human_results(evaluation):
+    """Win-rate of the policy in a blind human evaluation, from its items' live judgements.
+
+    Every live judgement counts once: the policy's answer ranked above the parent's is a
+    win, below a loss, tied a half.
+    """
+    from annotate.agreement import pair_order, rank_positions
+    from annotate.models import Candidate, Judgement
+
+    from .ml.evaluate import tally
+
+    items = list(evaluation.items.values_list("id", flat=True))
+    owner = dict(
+        Candidate.objects.filter(items__in=items).values_list("id", "model_version_id")
+    )
+    outcomes = []
+    judgements = Judgement.objects.filter(item_id__in=items, retracted_at__isnull=True)
+    for ranking in judgements.values_list("ranking", flat=True):
+        ids = [cid for group in ranking for cid in group]
+        mine = [cid for cid in ids if owner.get(cid) == evaluation.policy_id]
+        theirs = [cid for cid in ids if owner.get(cid) == evaluation.baseline_id]
+        if not mine or not theirs:
+            continue
+        # -1: the policy's answer is ranked first.
+        order = pair_order(rank_positions(ranking), mine[0], theirs[0])
+        outcomes.append({-1: 1.0, 0: 0.5, 1: 0.0}[order])
+    return {**tally(outcomes), "items": len(items)}

@@ -39,3 +39,13 @@ def fail_stale_runs():
 )
 def score_open_items(project_id, version_id):
     return runner.score_open_items(project_id, version_id)
+
+
+@shared_task(
+    name="rlhf.tasks.evaluate",
+    acks_late=True,
+    soft_time_limit=settings.GENERATION_SOFT_TIME_LIMIT,
+    time_limit=settings.GENERATION_SOFT_TIME_LIMIT + 300,
+)
+def evaluate(evaluation_id):
+    runner.execute_evaluation(evaluation_id)

@@ -1,18 +1,28 @@
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from annotate.models import Project
 from annotate.roles import ENGINEER, MANAGER, role_required
 
-from . import services
-from .forms import RUN_FORMS, GenerationForm
-from .models import GenerationJob, ModelVersion, RunMetric, TrainingRun
+from . import registry, services
+from .forms import METHOD_HELP, RUN_FORMS, GenerationForm
+from .ml.config import PRESETS
+from .models import DatasetSnapshot, GenerationJob, ModelVersion, RunMetric, TrainingRun
 
-CHART_METRICS = ("loss", "rewards/margins", "rewards/accuracies")
-# trl.RewardTrainer logs these (and eval_* twins) instead of DPO's rewards/*.
-REWARD_CHART_METRICS = ("loss", "accuracy", "margin")
+METHOD_TITLES = {"reward": "reward model", "dpo": "DPO", "grpo": "online RL (GRPO)",
+                 "rloo": "online RL (RLOO)", "sft": "supervised fine-tuning", "kto": "KTO"}
+# The curves each method's page leads with (every other logged metric follows).
+CHART_METRICS = {
+    "dpo": ("loss", "rewards/margins", "rewards/accuracies"),
+    # trl.RewardTrainer logs these (and eval_* twins) instead of DPO's rewards/*.
+    "reward": ("loss", "accuracy", "margin"),
+    "grpo": ("reward", "reward_std", "kl"),
+    "rloo": ("reward", "reward_std", "kl"),
+    "sft": ("loss", "mean_token_accuracy"),
+    "kto": ("loss", "rewards/margins", "kl"),
+}
 
 
 @role_required(ENGINEER, MANAGER)
@@ -31,13 +41,22 @@ def run_new(request, slug):
     method = request.POST.get("method") or request.GET.get("method") or "dpo"
     if method not in RUN_FORMS:
         method = "dpo"
-    form = RUN_FORMS[method](request.POST or None, project=project)
+    preset = request.GET.get("preset")
+    if preset not in PRESETS[method]:
+        preset = None
+    form = RUN_FORMS[method](request.POST or None, project=project, preset=preset)
     if request.method == "POST" and form.is_valid():
-        run = services.launch_run(
-            project, form.config, form.cleaned_data["base_model"], user=request.user
-        )
-        return redirect(run)
-    context = {"project": project, "form": form, "method": method,
+        try:
+            run = services.launch_run(
+                project, form.config, form.cleaned_data["base_model"], user=request.user
+            )
+        except services.InvalidRun as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect(run)
+    context = {"project": project, "form": form, "method": method, "preset": preset,
+               "presets": PRESETS[method], "method_help": METHOD_HELP[method],
+               "method_title": METHOD_TITLES[method],
                "methods": TrainingRun.Method.choices}
     return render(request, "rlhf/run_new.html", context)
 
@@ -51,7 +70,7 @@ def run_detail(request, pk):
     template = "rlhf/run_detail.html"
     if request.htmx:
         template += "#status"
-    charts = REWARD_CHART_METRICS if run.method == TrainingRun.Method.REWARD else CHART_METRICS
+    charts = CHART_METRICS.get(run.method, ("loss",))
     return render(request, template, {"run": run, "chart_metrics": charts})
 
 
@@ -122,3 +141,132 @@ def rescore(request, slug):
         messages.success(request, f"Scoring open items with {project.reward_model}; "
                          "active-learning order follows once the worker is done.")
     return redirect(project)
+
+
+@role_required(ENGINEER, MANAGER)
+def compare(request):
+    """Several runs' curves on one chart (?runs=1&runs=2...)."""
+    ids = [int(v) for v in request.GET.getlist("runs") if v.isdigit()][:12]
+    runs = list(TrainingRun.objects.filter(pk__in=ids).select_related("project", "output_model"))
+    names = sorted(set(
+        RunMetric.objects.filter(run__in=runs).values_list("name", flat=True).distinct()
+    ))
+    metric = request.GET.get("metric")
+    if metric not in names:
+        metric = "loss" if "loss" in names else (names[0] if names else "")
+    context = {"runs": runs, "names": names, "metric": metric,
+               "recent": TrainingRun.objects.select_related("project")[:50]}
+    return render(request, "rlhf/compare.html", context)
+
+
+@role_required(ENGINEER, MANAGER)
+def model_detail(request, pk):
+    version = get_object_or_404(ModelVersion.objects.select_related("project", "parent"), pk=pk)
+    run = TrainingRun.objects.filter(output_model=version).select_related("snapshot").first()
+    project = version.project
+    context = {
+        "version": version, "run": run, "lineage": registry.lineage(version), "project": project,
+        "is_current": project is not None and project.current_model_id == version.pk,
+        "evaluations": version.evaluations.select_related("baseline", "reward_model"),
+        "reward_models": (ModelVersion.objects.filter(kind=ModelVersion.Kind.REWARD,
+                                                      project=project) if project else []),
+    }
+    return render(request, "rlhf/model_detail.html", context)
+
+
+@role_required(ENGINEER)
+@require_POST
+def model_promote(request, pk):
+    version = get_object_or_404(ModelVersion, pk=pk)
+    if version.project is None:
+        messages.error(request, "A shared base model cannot be promoted; promote a project's "
+                       "version.")
+        return redirect("rlhf-model-detail", pk=pk)
+    try:
+        services.promote(version.project, version)
+    except services.InvalidRun as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{version} is now the current model of "
+                         f"{version.project.name}: new candidates come from it.")
+    return redirect("rlhf-model-detail", pk=pk)
+
+
+@role_required(ENGINEER, MANAGER)
+def model_download(request, pk):
+    """The version as a zip of its save_pretrained folder plus a generated model card."""
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        stream = registry.model_zip(version)
+    except FileNotFoundError as exc:
+        messages.error(request, str(exc))
+        return redirect("rlhf-model-detail", pk=pk)
+    response = StreamingHttpResponse(stream, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{version_filename(version)}.zip"'
+    return response
+
+
+def version_filename(version):
+    from django.utils.text import slugify
+
+    return slugify(version.name) or f"model-{version.pk}"
+
+
+@role_required(ENGINEER)
+@require_POST
+def evaluation_new(request, pk):
+    from .models import PolicyEvaluation
+
+    version = get_object_or_404(ModelVersion, pk=pk)
+    judge = request.POST.get("judge", PolicyEvaluation.Judge.REWARD)
+    reward_model = None
+    if request.POST.get("reward_model", "").isdigit():
+        reward_model = ModelVersion.objects.filter(
+            pk=int(request.POST["reward_model"]), kind=ModelVersion.Kind.REWARD
+        ).first()
+    try:
+        prompts = max(1, min(int(request.POST.get("prompts", 50)), 1000))
+    except ValueError:
+        prompts = 50
+    if version.project is None:
+        messages.error(request, "Evaluate a project's version (the shared base has no parent).")
+        return redirect("rlhf-model-detail", pk=pk)
+    try:
+        evaluation = services.launch_evaluation(
+            version.project, version, judge, reward_model=reward_model, prompts=prompts,
+            user=request.user,
+        )
+    except services.InvalidRun as exc:
+        messages.error(request, str(exc))
+        return redirect("rlhf-model-detail", pk=pk)
+    return redirect(evaluation)
+
+
+@role_required(ENGINEER, MANAGER)
+def evaluation_detail(request, pk):
+    from .models import PolicyEvaluation
+
+    evaluation = get_object_or_404(
+        PolicyEvaluation.objects.select_related("project", "policy", "baseline", "reward_model"),
+        pk=pk,
+    )
+    results = evaluation.results
+    if evaluation.judge == PolicyEvaluation.Judge.HUMAN:
+        results = {**results, **services.human_results(evaluation)}
+    template = "rlhf/evaluation_detail.html"
+    if request.htmx:
+        template += "#status"
+    return render(request, template, {"evaluation": evaluation, "results": results})
+
+
+@role_required(ENGINEER, MANAGER)
+def snapshot_download(request, pk):
+    from .snapshots import snapshot_file
+
+    snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+    path = snapshot_file(snapshot)
+    if not path.exists():
+        raise Http404("The snapshot file is gone from MEDIA_ROOT.")
+    return FileResponse(path.open("rb"), as_attachment=True,
+                        filename=f"{snapshot.project.slug}-{path.name}",
+                        content_type="application/jsonl")

@@ -387,6 +387,11 @@ class KTORunConfig(TrainingConfig):
         """Raise ValueError if any field holds an unusable value."""
         super().validate()
         _check(_finite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}")
+        # trl.KTOTrainer estimates its KL term from the other rows of a batch.
+        _check(
+            self.per_device_train_batch_size >= 2,
+            f"KTO needs a batch size of at least 2, got {self.per_device_train_batch_size}",
+        )
         for name in ("desirable_weight", "undesirable_weight"):
             value = getattr(self, name)
             _check(_finite(value) and value > 0, f"{name} must be > 0, got {value}")
@@ -400,6 +405,10 @@ class KTORunConfig(TrainingConfig):
 class OnlineRunConfig(TrainingConfig):
     """Online RL scored by a trained reward model (trl.GRPOTrainer or trl.RLOOTrainer)."""
 
+    max_length: int = field(
+        default=256,
+        metadata={"help": "Longest prompt in tokens; longer prompts are left out."},
+    )
     reward_model: int = field(
         default=0,
         metadata={"help": "Id of the reward-model version that scores completions; 0: the "

@@ -1,5 +1,6 @@
 """Reward-model runs: launched from the run form, trained by the runner, registered for scoring."""
 
+import dataclasses
 import uuid
 
 import pytest
@@ -8,6 +9,7 @@ from django.urls import reverse
 from annotate import queue
 from annotate.services import submit_judgement
 from rlhf import runner
+from rlhf.ml.config import RewardRunConfig
 from rlhf.models import ModelVersion, RunMetric, TrainingRun
 
 VALID = {
@@ -108,7 +110,8 @@ def test_it_shows_the_reward_form_with_one_help_line_per_setting(client, enginee
     assert 'name="method" value="reward"' in html
     for name in ("center_rewards_coefficient", "gradient_accumulation_steps", "eval_steps"):
         assert f'name="{name}"' in html
-    assert html.count('class="helptext"') == 11  # ten settings and the base model
+    # Every setting of the config and the base model carry one help line.
+    assert html.count('class="helptext"') == len(dataclasses.fields(RewardRunConfig)) + 1
     dpo = client.get(reverse("rlhf-run-new", args=[project.slug])).content.decode()
     assert "New DPO run" in dpo and 'name="beta"' in dpo
 
