@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback
-from .common import (
-    TrainResult,
-    early_stopping,
-    load_tokenizer,
-    lora_config,
-    save_trained,
-    training_args,
-)
+from .callbacks import MetricsFn, ProgressFn, StopFn
+from .common import TrainResult, train_policy, training_args
 from .config import DPORunConfig
 
 Row = dict[str, Any]
@@ -91,50 +83,9 @@ def train(
         raise ValueError("need at least one training preference pair")
     check_rows(train_rows, "train")
     check_rows(eval_rows, "eval")
-    output_dir = str(output_dir)
-    if should_stop is not None and should_stop():
-        return DPOResult(output_dir=output_dir, stopped=True)
-
-    from datasets import Dataset
-    from transformers import set_seed
-    from trl import DPOTrainer
-
-    set_seed(config.seed)
-    tokenizer = load_tokenizer(model_path)
-    callback = make_metrics_callback(on_metrics, should_stop, on_progress)
-
-    # Rows go in unchanged: extra keys (id, judgement_id, prompt_id, ...) survive tokenization
-    # and are dropped by Trainer's remove_unused_columns before collation.
-    train_dataset = Dataset.from_list(list(train_rows))
-    eval_dataset = Dataset.from_list(list(eval_rows)) if eval_rows else None
-
-    # Trainer insists on an output_dir and may write into it; keep that out of the real
-    # output directory so a cancelled run leaves nothing behind there.
-    with tempfile.TemporaryDirectory(prefix="preflab-dpo-") as scratch_dir:
-        args = _dpo_config(config, scratch_dir, evaluate=eval_dataset is not None)
-        # Given a path, TRL loads the policy and then a second, frozen copy of the same
-        # checkpoint (from config._name_or_path) as the reference model; with LoRA the
-        # reference is the policy with its adapters switched off.
-        trainer = DPOTrainer(
-            model=str(model_path),
-            ref_model=None,
-            args=args,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            callbacks=[callback, *early_stopping(config, eval_dataset is not None)],
-            peft_config=lora_config(config),
-        )
-        train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
-        if callback.stopped:
-            return DPOResult(
-                output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps
-            )
-        save_trained(trainer.model, tokenizer, output_dir)
-    return DPOResult(
-        output_dir=output_dir,
-        eval_metrics=eval_metrics,
-        train_metrics=train_metrics,
-        stopped=False,
-        steps=steps,
+    return train_policy(
+        config, train_rows, eval_rows, "DPOTrainer",
+        lambda scratch_dir, evaluate: _dpo_config(config, scratch_dir, evaluate),
+        model_path=model_path, output_dir=output_dir, on_metrics=on_metrics,
+        should_stop=should_stop, on_progress=on_progress,
     )
