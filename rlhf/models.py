@@ -99,6 +99,8 @@ class TrainingRun(models.Model):
     eval_metrics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
+    # The run's log as the worker wrote it (its last lines; metrics per step included).
+    log = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

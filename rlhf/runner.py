@@ -3,6 +3,7 @@
 import logging
 import time
 import traceback
+from collections import deque
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -42,6 +43,11 @@ NO_DATA = {
     DatasetSnapshot.Kind.PROMPTS: "No prompts to train on: import some",
 }
 
+# Lines of a run's log kept for its page, and the loggers it collects (at their own levels;
+# rlhf's at INFO).
+LOG_LINES = 400
+LOGGED = ("rlhf", "trl", "transformers", "peft", "accelerate", "datasets")
+
 # Items whose candidates are scored together and written back in one bulk_update.
 SCORE_ITEMS_PER_CHUNK = 256
 
@@ -59,24 +65,55 @@ def _claim(model, pk, queued, running, **extra):
         return row
 
 
-class RunReporter:
-    """Callbacks for rlhf.ml: store metrics, progress and heartbeat; read the cancel flag."""
+class RunLog(logging.Handler):
+    """Keeps the last lines logged while a run trains, for its page (written with heartbeats).
 
-    def __init__(self, run_id):
+    Attached to the training libraries' loggers for the run's duration: a worker child runs
+    one task at a time, so what they log meanwhile is the run's.
+    """
+
+    def __init__(self, limit=LOG_LINES):
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            "%H:%M:%S"))
+        self.lines = deque(maxlen=limit)
+        self.changed = False
+
+    def emit(self, record):
+        try:
+            self.lines.append(self.format(record))
+            self.changed = True
+        except Exception:  # a log line must never break training
+            self.handleError(record)
+
+    def text(self):
+        self.changed = False
+        return "\n".join(self.lines)
+
+
+class RunReporter:
+    """Callbacks for rlhf.ml: store metrics, progress, log and heartbeat; read the cancel flag."""
+
+    def __init__(self, run_id, run_log=None):
         self.run_id = run_id
+        self.run_log = run_log
         self._last_poll = 0.0
         self._cancel = False
+
+    def _beat(self, **fields):
+        if self.run_log is not None and self.run_log.changed:
+            fields["log"] = self.run_log.text()
+        TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now(), **fields)
 
     def on_metrics(self, step, metrics):
         rows = [RunMetric(run_id=self.run_id, step=step, name=k, value=float(v))
                 for k, v in metrics.items()]
         RunMetric.objects.bulk_create(rows, ignore_conflicts=True)
-        TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+        log.info("step %s: %s", step, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        self._beat()
 
     def on_progress(self, step, total):
-        TrainingRun.objects.filter(pk=self.run_id).update(
-            progress_step=step, progress_total=total or 0, heartbeat_at=timezone.now()
-        )
+        self._beat(progress_step=step, progress_total=total or 0)
 
     def should_stop(self):
         now = time.monotonic()
@@ -96,17 +133,36 @@ def _finish(run_id, status, **fields):
 
 def execute_run(run_id):
     """Train one run end to end; always leaves it SUCCEEDED, FAILED or CANCELLED."""
-    import importlib
-
-    from .services import launch_scoring, reward_model_for
-    from .snapshots import METHOD_KINDS, build_snapshot
-
     now = timezone.now()
     run = _claim(TrainingRun, run_id, TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING,
                  started_at=now, heartbeat_at=now)
     if run is None:
         log.info("run %s is not queued; skipping (redelivered or cancelled)", run_id)
         return
+    run_log = RunLog()
+    loggers = [logging.getLogger(name) for name in LOGGED]
+    for logger in loggers:
+        logger.addHandler(run_log)
+    ours = logging.getLogger("rlhf")
+    previous_level = ours.level
+    ours.setLevel(logging.INFO)
+    try:
+        _train(run, run_log)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(run_log)
+        ours.setLevel(previous_level)
+        TrainingRun.objects.filter(pk=run_id).update(log=run_log.text())
+
+
+def _train(run, run_log):
+    import importlib
+
+    from .services import launch_scoring, reward_model_for
+    from .snapshots import METHOD_KINDS, build_snapshot
+
+    run_id = run.pk
+    log.info("%s of %s started from %s", run, run.project.slug, run.base_model)
     try:
         if run.method not in TRAINERS:
             raise ValueError(f"Unknown training method {run.method!r}")
@@ -125,7 +181,9 @@ def execute_run(run_id):
             )
         trainer = importlib.import_module(f"rlhf.ml.{TRAINERS[run.method]}")
         output_dir = Path(settings.PREFLAB_MODELS_DIR) / "runs" / f"run-{run_id}"
-        reporter = RunReporter(run_id)
+        log.info("snapshot %s: %s train / %s held-out rows", snapshot.sha256[:12],
+                 len(train_rows), len(eval_rows))
+        reporter = RunReporter(run_id, run_log)
         result = trainer.train(
             config, train_rows, eval_rows,
             model_path=run.base_model.source,
@@ -136,8 +194,10 @@ def execute_run(run_id):
             **extra,
         )
         if result.stopped:
+            log.info("cancelled at step %s", result.steps)
             _finish(run_id, TrainingRun.Status.CANCELLED, eval_metrics=result.eval_metrics)
             return
+        log.info("finished after %s steps; held-out: %s", result.steps, result.eval_metrics)
         is_reward = run.method == TrainingRun.Method.REWARD
         with transaction.atomic():
             version = ModelVersion.objects.create(

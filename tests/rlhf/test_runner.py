@@ -32,6 +32,42 @@ def test_it_fails_a_run_without_preference_pairs_with_a_clear_error(project, bas
     assert run.status == "failed"
     assert "No preference pairs to train on yet" in run.error
     assert run.snapshot is not None and run.snapshot.rows == 0
+    # The run's log says what happened, for its page.
+    assert f"{run} of {project.slug} started from base" in run.log
+    assert "snapshot" not in run.log.split("started from", 1)[1].split("\n", 1)[0]
+
+
+@pytest.mark.parametrize(("method", "message"), [
+    ("sft", "No SFT targets yet"), ("kto", "No KTO rows yet"),
+])
+def test_it_names_the_missing_data_per_method(project, base, settings, tmp_path, method,
+                                              message):
+    settings.MEDIA_ROOT = tmp_path
+    run = TrainingRun.objects.create(project=project, base_model=base, method=method,
+                                     config={"max_steps": 1})
+    runner.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and message in run.error
+    assert run.snapshot.kind == method
+
+
+def test_the_run_log_keeps_its_last_lines_and_reports_changes():
+    import logging
+
+    handler = runner.RunLog(limit=3)
+    logger = logging.getLogger("rlhf.test-run-log")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for i in range(5):
+            logger.info("line %s", i)
+    finally:
+        logger.removeHandler(handler)
+    assert handler.changed
+    text = handler.text()
+    assert [line.rsplit(": ", 1)[1] for line in text.splitlines()] == ["line 2", "line 3",
+                                                                       "line 4"]
+    assert not handler.changed
 
 
 def test_it_fails_a_run_with_a_bad_stored_config(project, base):
