@@ -67,13 +67,7 @@ def train(
     on_progress: ProgressFn | None = None,
 ) -> TrainResult:
     """Train the policy at model_path with KTO and save it to output_dir unless stopped."""
-    config.validate()
-    if config.per_device_train_batch_size < 2:
-        # KTO estimates its KL term from the other answers of the same batch.
-        raise ValueError(
-            f"KTO needs per_device_train_batch_size of at least 2, got "
-            f"{config.per_device_train_batch_size}"
-        )
+    config.validate()  # refuses a batch size of 1 too: KTO's KL term needs the batch's others
     check_labelled_rows(train_rows, "train")
     check_labelled_rows(eval_rows, "eval")
     good = sum(row["label"] for row in train_rows)

@@ -166,7 +166,7 @@ def test_it_refuses_one_sided_data_and_rows_trl_would_misread(tmp_path):
     refuses(good, "needs both good and bad answers to train on; got 6 good and 0 bad")
     refuses(bad, "got 0 good and 6 bad")
     refuses([], "got 0 good and 0 bad")
-    refuses(rows, "per_device_train_batch_size of at least 2, got 1",
+    refuses(rows, "KTO needs a batch size of at least 2, got 1",
             per_device_train_batch_size=1)
     refuses([{**row, "label": 1}, *bad], "train row 0: 'label' must be true .* got 1")
     refuses([*good, {**row, "label": None}], "train row 6: 'label' must be true")
