@@ -38,6 +38,7 @@ urlpatterns = [
     path("rlhf/runs/<int:pk>/", rlhf_views.run_detail, name="rlhf-run-detail"),
     path("rlhf/runs/<int:pk>/metrics.json", rlhf_views.run_metrics, name="rlhf-run-metrics"),
     path("rlhf/runs/<int:pk>/cancel/", rlhf_views.run_cancel, name="rlhf-run-cancel"),
+    path("rlhf/runs/<int:pk>/retry/", rlhf_views.run_retry, name="rlhf-run-retry"),
     path("rlhf/compare/", rlhf_views.compare, name="rlhf-compare"),
     path("rlhf/models/<int:pk>/", rlhf_views.model_detail, name="rlhf-model-detail"),
     path("rlhf/models/<int:pk>/promote/", rlhf_views.model_promote, name="rlhf-model-promote"),

@@ -313,3 +313,16 @@ def human_results(evaluation):
         order = pair_order(rank_positions(ranking), mine[0], theirs[0])
         outcomes.append({-1: 1.0, 0: 0.5, 1: 0.0}[order])
     return {**tally(outcomes), "items": len(items)}
+
+
+def retry_run(run: TrainingRun, user=None):
+    """Queue a new run with a finished run's method, settings and base model."""
+    if not run.is_finished:
+        raise InvalidRun(f"{run} has not finished yet.")
+    if run.method not in RUN_CONFIGS:
+        raise InvalidRun(f"Unknown training method {run.method!r}")
+    try:
+        config = RUN_CONFIGS[run.method].from_dict(run.config)
+    except ValueError as exc:
+        raise InvalidRun(f"{run}'s settings no longer validate: {exc}") from None
+    return launch_run(run.project, config, run.base_model, user=user)

@@ -99,6 +99,20 @@ def run_cancel(request, pk):
 
 
 @role_required(ENGINEER)
+@require_POST
+def run_retry(request, pk):
+    """Queue the same run again (same method, settings and base model)."""
+    run = get_object_or_404(TrainingRun, pk=pk)
+    try:
+        new = services.retry_run(run, user=request.user)
+    except services.InvalidRun as exc:
+        messages.error(request, str(exc))
+        return redirect(run)
+    messages.success(request, f"Queued {new}, a retry of {run}.")
+    return redirect(new)
+
+
+@role_required(ENGINEER)
 def generation_new(request, slug):
     project = get_object_or_404(Project, slug=slug)
     form = GenerationForm(request.POST or None, project=project)

@@ -89,3 +89,27 @@ def test_it_fails_runs_whose_heartbeat_stopped(project, base):
     fresh.refresh_from_db()
     assert stale.status == "failed" and "stopped reporting" in stale.error
     assert fresh.status == "running"
+
+
+def test_a_failed_run_is_retried_with_the_same_settings(client, engineer, manager, project,
+                                                       base, monkeypatch,
+                                                       django_capture_on_commit_callbacks):
+    from django.urls import reverse
+
+    sent = []
+    monkeypatch.setattr("rlhf.tasks.train.apply_async", lambda args, **kw: sent.append(args))
+    run = TrainingRun.objects.create(project=project, base_model=base, method="sft",
+                                     config={"max_steps": 3}, status="failed", error="killed")
+    client.force_login(manager)
+    assert client.post(reverse("rlhf-run-retry", args=[run.pk])).status_code == 403
+    client.force_login(engineer)
+    assert "Retry with the same settings" in client.get(run.get_absolute_url()).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("rlhf-run-retry", args=[run.pk]))
+    new = TrainingRun.objects.exclude(pk=run.pk).get()
+    assert response["Location"] == new.get_absolute_url()
+    assert new.method == "sft" and new.config["max_steps"] == 3 and new.base_model == base
+    assert new.status == "queued" and sent == [[new.pk]]
+    running = TrainingRun.objects.create(project=project, base_model=base, status="running")
+    follow = client.post(reverse("rlhf-run-retry", args=[running.pk]), follow=True)
+    assert "has not finished yet" in follow.content.decode()
