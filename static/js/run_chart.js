@@ -7,7 +7,7 @@
     return new Chart(canvas, {
       type: "line",
       data: { datasets: [
-        { label: "train", data: [], borderColor: "#4f46e5", pointRadius: 0, tension: 0.2 },
+        { label: "train", data: [], borderColor: "#4f46e5", backgroundColor: "#4f46e5", pointRadius: (c) => (c.dataset.data.length === 1 ? 4 : 0), tension: 0.2 },
         { label: "held-out", data: [], borderColor: "#f79009", backgroundColor: "#f79009",
           pointRadius: 5, showLine: false },
       ] },
