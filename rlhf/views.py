@@ -25,6 +25,11 @@ CHART_METRICS = {
 }
 
 
+def _poll_status(request, finished):
+    """286 for an htmx poll of something finished: htmx then stops polling (and swaps)."""
+    return 286 if request.htmx and finished else 200
+
+
 @role_required(ENGINEER, MANAGER)
 def runs(request):
     context = {
@@ -71,7 +76,8 @@ def run_detail(request, pk):
     if request.htmx:
         template += "#status"
     charts = CHART_METRICS.get(run.method, ("loss",))
-    return render(request, template, {"run": run, "chart_metrics": charts})
+    return render(request, template, {"run": run, "chart_metrics": charts},
+                  status=_poll_status(request, run.is_finished))
 
 
 @role_required(ENGINEER, MANAGER)
@@ -136,7 +142,7 @@ def generation_detail(request, pk):
     template = "rlhf/generation_detail.html"
     if request.htmx:
         template += "#progress"
-    return render(request, template, {"job": job})
+    return render(request, template, {"job": job}, status=_poll_status(request, job.is_finished))
 
 
 @role_required(ENGINEER)
@@ -270,7 +276,10 @@ def evaluation_detail(request, pk):
     template = "rlhf/evaluation_detail.html"
     if request.htmx:
         template += "#status"
-    return render(request, template, {"evaluation": evaluation, "results": results})
+    # A blind human evaluation keeps counting judgements after its items are made.
+    done = evaluation.is_finished and evaluation.judge != PolicyEvaluation.Judge.HUMAN
+    return render(request, template, {"evaluation": evaluation, "results": results},
+                  status=_poll_status(request, done))
 
 
 @role_required(ENGINEER, MANAGER)

@@ -13,7 +13,8 @@
       type: "line",
       data: { datasets: rows.map((row, i) => ({
         label: row.dataset.label, data: [], borderColor: COLORS[i % COLORS.length],
-        backgroundColor: COLORS[i % COLORS.length], pointRadius: 0, tension: 0.2 })) },
+        backgroundColor: COLORS[i % COLORS.length],
+        pointRadius: (c) => (c.dataset.data.length === 1 ? 4 : 0), tension: 0.2 })) },
       options: { animation: false, maintainAspectRatio: false, parsing: false,
         scales: { x: { type: "linear", title: { display: true, text: "step" } } } },
     });

@@ -108,7 +108,7 @@ def test_human_results_count_each_judgement_with_names_hidden(client, project, v
     assert results["win_rate"] == 0.5 and results["items"] == 2
     client.force_login(manager)
     html = client.get(evaluation.get_absolute_url()).content.decode()
-    assert 'data-testid="win-rate">0.500' in html and "1 wins, 0 ties, 1 losses" in html
+    assert 'data-testid="win-rate">0.500' in html and "wins 1, ties 0, losses 1" in html
 
 
 def test_only_engineers_launch_and_annotators_cannot_see_evaluations(client, annotator, manager,

@@ -114,8 +114,18 @@ def test_it_polls_the_status_fragment_for_htmx(client, manager, project, base):
                                      status="failed", error="Boom <script>x</script>")
     client.force_login(manager)
     page = client.get(reverse("rlhf-run-detail", args=[run.pk])).content.decode()
-    fragment = client.get(reverse("rlhf-run-detail", args=[run.pk]),
-                          HTTP_HX_REQUEST="true").content.decode()
+    response = client.get(reverse("rlhf-run-detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    # 286 tells htmx to stop polling a finished run.
+    assert response.status_code == 286
+    fragment = response.content.decode()
     assert "<html" in page and "<html" not in fragment
     assert "Boom &lt;script&gt;" in fragment and "<script>x" not in fragment
     assert 'hx-trigger="every 2s"' not in page  # a finished run stops polling
+
+
+def test_it_keeps_polling_a_running_run(client, manager, project, base):
+    run = TrainingRun.objects.create(project=project, base_model=base, config={},
+                                     status="running")
+    client.force_login(manager)
+    response = client.get(reverse("rlhf-run-detail", args=[run.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
