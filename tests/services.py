@@ -1,6 +1,8 @@
 """Real processes for integration tests: a Celery worker sharing the test database."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +51,33 @@ def wait_for(predicate, timeout, interval=0.2, message="condition"):
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 
 
+def process_tree(pid):
+    """Return pid and the ids of all its descendants (read from /proc; Linux)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def _alive(pid):
+    """True while pid runs (a zombie, killed but not yet reaped, counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 class CeleryWorker:
     """`celery worker` as a child process on every preflab queue."""
 
@@ -92,6 +121,22 @@ class CeleryWorker:
 
     def output(self):
         return self.log_path.read_text(errors="replace")[-6000:]
+
+    def kill(self, timeout=20):
+        """SIGKILL the worker and every process under it at once, as a crashed machine would.
+
+        The worker shares the test's process group, so the tree is walked rather than the
+        group signalled; the main process is stopped first so it cannot fork a replacement.
+        """
+        os.kill(self.process.pid, signal.SIGSTOP)
+        tree = process_tree(self.process.pid)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=timeout)
+        wait_for(lambda: not any(_alive(pid) for pid in tree), timeout,
+                 message="the worker's processes to die")
+        return tree
 
     def __exit__(self, *exc):
         use_broker(self.previous_broker)
