@@ -126,9 +126,13 @@ class RunReporter:
 
 
 def _finish(run_id, status, **fields):
-    TrainingRun.objects.filter(pk=run_id).update(
+    """Move a RUNNING run to a final status; False if it was no longer RUNNING.
+
+    The stale-heartbeat sweep may have failed a slow run meanwhile: its verdict stands.
+    """
+    return bool(TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
-    )
+    ))
 
 
 def execute_run(run_id):
@@ -200,6 +204,11 @@ def _train(run, run_log):
         log.info("finished after %s steps; held-out: %s", result.steps, result.eval_metrics)
         is_reward = run.method == TrainingRun.Method.REWARD
         with transaction.atomic():
+            locked = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+            if locked is None or locked.status != TrainingRun.Status.RUNNING:
+                log.warning("%s was marked %s while it trained; its model is not registered",
+                            run, locked.status if locked else "deleted")
+                return
             version = ModelVersion.objects.create(
                 project=run.project,
                 name=f"{run.project.slug}-{run.method}-run{run_id}",
@@ -326,7 +335,7 @@ def score_open_items(project_id, version_id, batch_size=16):
 
 def fail_stale_runs(max_age_seconds=None):
     """Mark RUNNING runs whose heartbeat stopped (worker killed) as FAILED with the reason."""
-    max_age = max_age_seconds or settings.PREFLAB_HEARTBEAT_TIMEOUT
+    max_age = settings.PREFLAB_HEARTBEAT_TIMEOUT if max_age_seconds is None else max_age_seconds
     cutoff = timezone.now() - timedelta(seconds=max_age)
     return TrainingRun.objects.filter(
         status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff

@@ -113,3 +113,27 @@ def test_a_failed_run_is_retried_with_the_same_settings(client, engineer, manage
     running = TrainingRun.objects.create(project=project, base_model=base, status="running")
     follow = client.post(reverse("rlhf-run-retry", args=[running.pk]), follow=True)
     assert "has not finished yet" in follow.content.decode()
+
+
+def test_a_run_failed_by_the_heartbeat_sweep_stays_failed(project, base, monkeypatch, settings,
+                                                         tmp_path):
+    """A slow run marked FAILED meanwhile is not overwritten nor registered when it ends."""
+    from rlhf.ml.common import TrainResult
+    from rlhf.snapshots import DatasetSnapshot
+
+    settings.PREFLAB_MODELS_DIR = tmp_path
+    run = TrainingRun.objects.create(project=project, base_model=base, method="sft",
+                                     config={"max_steps": 1})
+    snapshot = DatasetSnapshot.objects.create(project=project, path="x", sha256="0", rows=1)
+    monkeypatch.setattr("rlhf.snapshots.build_snapshot",
+                        lambda *a: (snapshot, [{"prompt": []}], []))
+
+    def slow_train(config, train_rows, eval_rows, **kw):
+        runner.fail_stale_runs(max_age_seconds=0)  # the sweep runs while it trains
+        return TrainResult(output_dir=kw["output_dir"])
+
+    monkeypatch.setattr("rlhf.ml.sft.train", slow_train)
+    runner.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "stopped reporting" in run.error
+    assert run.output_model is None and not ModelVersion.objects.exclude(pk=base.pk).exists()
