@@ -58,6 +58,17 @@ def default_dimensions():
     return list(DEFAULT_DIMENSIONS)
 
 
+class ProjectQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """All projects for engineers and managers; else the open ones and those admitting
+        the user (the home page's list, and the API's)."""
+        from .roles import ENGINEER, MANAGER, has_role
+
+        if has_role(user, ENGINEER, MANAGER):
+            return self
+        return self.filter(Q(annotators=None) | Q(annotators=user)).distinct()
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -145,6 +156,8 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
@@ -185,11 +198,19 @@ class Prompt(models.Model):
     split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
     source = models.CharField(max_length=40, default="import")
     metadata = models.JSONField(default=dict, blank=True)
+    # A paraphrase the current model wrote of another prompt (augmentation): always train split.
+    augmented_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="paraphrases"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["id"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(augmented_from__isnull=True) | Q(split="train"),
+                name="prompt_augmented_is_train",
+            ),
             models.UniqueConstraint(
                 fields=["project", "external_id"],
                 condition=~Q(external_id=""),
@@ -199,6 +220,10 @@ class Prompt(models.Model):
 
     def __str__(self):
         return self.external_id or f"prompt {self.pk}"
+
+    @property
+    def is_augmented(self):
+        return self.augmented_from_id is not None
 
     @property
     def last_user_message(self):
@@ -511,3 +536,76 @@ class DashboardCache(models.Model):
 
     def __str__(self):
         return f"dashboard of {self.project}"
+
+
+class ApiToken(models.Model):
+    """A personal API token: only its SHA-256 digest is stored; it acts with its user's roles."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The first characters of the token, shown in the UI so a user can tell tokens apart.
+    prefix = models.CharField(max_length=16, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+
+class Conversation(models.Model):
+    """A production conversation posted to the ingestion API, stored only after PII scrubbing.
+
+    `messages` are the turns before the deployed model's reply; `reply` is that reply;
+    `correction` a live agent's corrected reply. Every text field holds scrubbed text.
+    """
+
+    class Feedback(models.TextChoices):
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+        NONE = "", "None"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="conversations")
+    external_id = models.CharField(max_length=200)
+    messages = models.JSONField(default=list)
+    reply = models.TextField()
+    model_name = models.CharField(max_length=300, blank=True)
+    model_version = models.ForeignKey(
+        "rlhf.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    feedback = models.CharField(max_length=4, choices=Feedback.choices, blank=True)
+    correction = models.TextField(blank=True)
+    comment = models.TextField(blank=True)
+    # How many replacements of each PII type scrubbing made (counts only, never the values).
+    pii_counts = models.JSONField(default=dict, blank=True)
+    prompt = models.ForeignKey(
+        Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="conversation_unique_external_id"
+            )
+        ]
+
+    def __str__(self):
+        return self.external_id

@@ -329,10 +329,12 @@ def preference_rows(project, annotator_weights=False):
     An adjudicated item exports the reviewer's answer (source "review") instead of its
     judgements; a gold item exports its gold answer once (source "gold") instead of the
     judgements on it; every other live judgement exports each ordered pair it implies
-    (source "judgement", with the raw judgement id). With `annotator_weights` each
-    judgement row also carries "annotator_weight", the judging annotator's reliability
-    (gold accuracy, else agreement with the others, clipped to [0.1, 1]; see
-    annotate.consensus.annotator_reliability); reviewer and gold rows weigh 1.
+    (source "judgement", with the raw judgement id); an agent's correction of an ingested
+    production reply exports "correction ≻ reply" (source "production"). With
+    `annotator_weights` each judgement row also carries "annotator_weight", the judging
+    annotator's reliability (gold accuracy, else agreement with the others, clipped to
+    [0.1, 1]; see annotate.consensus.annotator_reliability); reviewer, gold and production
+    rows weigh 1.
     """
     texts = {}
     reliability = {}
@@ -395,3 +397,14 @@ def preference_rows(project, annotator_weights=False):
                 extra["annotator_weight"] = reliability.get(judgement.annotator_id, 1.0)
             yield row(judgement.item.prompt, chosen, rejected,
                       f"j{judgement.pk}-{chosen}-{rejected}", "judgement", weight, **extra)
+    # A live agent's correction of a production reply: "edited ≻ original", as from a judgement.
+    corrections = (
+        Candidate.objects.filter(prompt__project=project, origin=Candidate.Origin.CORRECTION,
+                                 metadata__production=True, parent__isnull=False)
+        .select_related("prompt", "parent").order_by("id")
+    )
+    for correction in corrections.iterator(chunk_size=500):
+        chosen, rejected = correction.pk, correction.parent_id
+        texts[chosen], texts[rejected] = correction.text, correction.parent.text
+        yield row(correction.prompt, chosen, rejected, f"p{chosen}-{rejected}", "production",
+                  judgement_id=None)

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -39,7 +39,6 @@ from .services import (
     LeaseLost,
     SubmitError,
     adjudicate,
-    preference_rows,
     resume_annotator,
     skip_assignment,
     submit_judgement,
@@ -57,11 +56,8 @@ def _annotator_project(request, slug):
 
 @login_required
 def home(request):
-    projects = Project.objects.annotate(n_items=Count("items")).order_by("name")
-    if not (request.user.is_superuser or has_role(request.user, ENGINEER, MANAGER)):
-        projects = projects.filter(
-            Q(annotators=None) | Q(annotators=request.user)
-        ).distinct()
+    projects = (Project.objects.visible_to(request.user)
+                .annotate(n_items=Count("items")).order_by("name"))
     return render(request, "annotate/home.html", {"projects": projects})
 
 
@@ -119,12 +115,20 @@ def project_import(request, slug):
 
 @role_required(ENGINEER, MANAGER)
 def project_export(request, slug):
+    from . import exporting
+
     project = get_object_or_404(Project, slug=slug)
     weights = request.GET.get("annotator_weights") == "1"
-    lines = (json.dumps(row, ensure_ascii=False) + "\n"
-             for row in preference_rows(project, annotator_weights=weights))
-    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{project.slug}-preferences.jsonl"'
+    fmt = request.GET.get("format") or "jsonl"
+    if fmt not in exporting.FORMATS:
+        return HttpResponse(f"Unknown format; use one of {', '.join(exporting.FORMATS)}.",
+                            status=400, content_type="text/plain; charset=utf-8")
+    content_type, extension = exporting.MEDIA[fmt]
+    body = exporting.stream(project, fmt, annotator_weights=weights)
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = (
+        f'attachment; filename="{project.slug}-preferences.{extension}"'
+    )
     return response
 
 

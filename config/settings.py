@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "ninja",
     "annotate",
     "rlhf",
 ]
@@ -141,7 +142,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 TRAINING_SOFT_TIME_LIMIT = envint("TRAINING_SOFT_TIME_LIMIT", 6 * 3600)
 TRAINING_HARD_TIME_LIMIT = TRAINING_SOFT_TIME_LIMIT + 300
 GENERATION_SOFT_TIME_LIMIT = envint("GENERATION_SOFT_TIME_LIMIT", 2 * 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TRAINING_HARD_TIME_LIMIT + 3600}
+# A loop iteration trains its recipe's runs (up to three) and evaluates, in one task.
+LOOP_SOFT_TIME_LIMIT = envint("LOOP_SOFT_TIME_LIMIT", 3 * TRAINING_SOFT_TIME_LIMIT)
+LOOP_HARD_TIME_LIMIT = LOOP_SOFT_TIME_LIMIT + 300
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": max(TRAINING_HARD_TIME_LIMIT, LOOP_HARD_TIME_LIMIT) + 3600
+}
 # The web process must answer quickly when the broker is down instead of hanging.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
@@ -151,14 +157,17 @@ QUEUE_GENERATION = "generation"
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
 CELERY_TASK_ROUTES = {
     "rlhf.tasks.train": {"queue": QUEUE_TRAINING},
+    "rlhf.tasks.loop_iteration": {"queue": QUEUE_TRAINING},
     "rlhf.tasks.generate": {"queue": QUEUE_GENERATION},
     "rlhf.tasks.score_open_items": {"queue": QUEUE_GENERATION},
     "rlhf.tasks.evaluate": {"queue": QUEUE_GENERATION},
+    "rlhf.tasks.augment": {"queue": QUEUE_GENERATION},
 }
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-leases": {"task": "annotate.tasks.reclaim_expired_leases", "schedule": 60.0},
     "fail-stale-runs": {"task": "rlhf.tasks.fail_stale_runs", "schedule": 120.0},
     "refresh-dashboards": {"task": "annotate.tasks.refresh_dashboards", "schedule": 300.0},
+    "loop-tick": {"task": "rlhf.tasks.loop_tick", "schedule": 60.0},
 }
 
 # --- preflab ----------------------------------------------------------------------------------
@@ -168,6 +177,8 @@ PREFLAB_MODELS_DIR = Path(os.getenv("PREFLAB_MODELS_DIR", VAR_DIR / "models"))
 PREFLAB_DEMO_PASSWORD = envstr("PREFLAB_DEMO_PASSWORD", "preflab-demo")
 # A run whose heartbeat is older than this is considered dead (worker killed).
 PREFLAB_HEARTBEAT_TIMEOUT = envint("PREFLAB_HEARTBEAT_TIMEOUT", 600)
+# Where people reach the app: links in webhook payloads point here.
+PREFLAB_SITE_URL = envstr("PREFLAB_SITE_URL", "http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -2,18 +2,28 @@ from django.contrib import admin
 from django.urls import include, path
 
 from annotate import views as annotate_views
+from annotate import views_conversations, views_tokens
 from rlhf import views as rlhf_views
+from rlhf import views_loop, views_webhooks
+
+from .api import api
 
 urlpatterns = [
     path("", annotate_views.home, name="home"),
     path("healthz", annotate_views.healthz, name="healthz"),
+    path("accounts/tokens/", views_tokens.tokens, name="annotate-tokens"),
+    path("accounts/tokens/<int:pk>/revoke/", views_tokens.token_revoke,
+         name="annotate-token-revoke"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("projects/new/", annotate_views.project_new, name="annotate-project-new"),
     path("projects/<slug:slug>/", annotate_views.project_detail, name="annotate-project"),
     path("projects/<slug:slug>/import/", annotate_views.project_import, name="annotate-import"),
     path("projects/<slug:slug>/export.jsonl", annotate_views.project_export,
          name="annotate-export"),
+    path("projects/<slug:slug>/conversations/", views_conversations.conversations,
+         name="annotate-conversations"),
     path("annotate/<slug:slug>/", annotate_views.work, name="annotate-work"),
     path("annotate/<slug:slug>/submit/", annotate_views.submit, name="annotate-submit"),
     path("annotate/<slug:slug>/undo/", annotate_views.undo, name="annotate-undo"),
@@ -35,6 +45,16 @@ urlpatterns = [
     path("rlhf/projects/<slug:slug>/rescore/", rlhf_views.rescore, name="rlhf-rescore"),
     path("rlhf/projects/<slug:slug>/generate/", rlhf_views.generation_new,
          name="rlhf-generation-new"),
+    path("rlhf/projects/<slug:slug>/loop/", views_loop.loop_page, name="rlhf-loop"),
+    path("rlhf/projects/<slug:slug>/loop/rollback/", views_loop.loop_rollback,
+         name="rlhf-loop-rollback"),
+    path("rlhf/projects/<slug:slug>/loop/<slug:action>/", views_loop.loop_action,
+         name="rlhf-loop-action"),
+    path("rlhf/projects/<slug:slug>/webhooks/", views_webhooks.webhooks_page,
+         name="rlhf-webhooks"),
+    path("rlhf/projects/<slug:slug>/webhooks/<int:pk>/<slug:action>/",
+         views_webhooks.webhook_action, name="rlhf-webhook-action"),
+    path("rlhf/projects/<slug:slug>/augment/", rlhf_views.augment, name="rlhf-augment"),
     path("rlhf/runs/<int:pk>/", rlhf_views.run_detail, name="rlhf-run-detail"),
     path("rlhf/runs/<int:pk>/metrics.json", rlhf_views.run_metrics, name="rlhf-run-metrics"),
     path("rlhf/runs/<int:pk>/cancel/", rlhf_views.run_cancel, name="rlhf-run-cancel"),

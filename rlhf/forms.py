@@ -219,3 +219,60 @@ def policy_versions(project):
 
 def reward_versions(project):
     return _versions(project, ModelVersion.Kind.REWARD)
+
+
+class LoopPolicyForm(forms.ModelForm):
+    """The project's loop policy; run_settings are validated as the recipe's run configs."""
+
+    run_settings = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='Overrides per recipe step, e.g. {"reward": {"num_train_epochs": 2}, '
+        '"dpo": {"beta": 0.1, "learning_rate": 5e-5}}. Empty: the methods\' defaults.',
+    )
+
+    class Meta:
+        from .models import LoopPolicy
+
+        model = LoopPolicy
+        fields = ["enabled", "min_new_judgements", "recipe", "run_settings", "gate_win_rate",
+                  "eval_prompts", "pause_on_refusal", "generate_after", "candidates_per_prompt",
+                  "generate_prompts", "augment", "paraphrases_per_prompt"]
+        labels = {"gate_win_rate": "Gate (minimum win-rate)",
+                  "min_new_judgements": "New judgements per iteration"}
+        help_texts = {
+            "candidates_per_prompt": "Candidates per prompt the promoted model generates.",
+            "generate_prompts": "Train prompts (fewest model candidates first) to generate for.",
+            "paraphrases_per_prompt": "Paraphrases per prompt when augmenting.",
+        }
+
+    def clean_run_settings(self):
+        value = self.cleaned_data.get("run_settings") or {}
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise forms.ValidationError('Give a JSON object of objects, e.g. {"dpo": {"beta": '
+                                        "0.1}}.")
+        return value
+
+    def clean(self):
+        from .loop import RECIPES, LoopError, recipe_configs
+
+        cleaned = super().clean()
+        recipe = cleaned.get("recipe")
+        settings = cleaned.get("run_settings")
+        if recipe in RECIPES and settings is not None:
+            unknown = set(settings) - {step for step, _ in RECIPES[recipe]}
+            if unknown:
+                self.add_error("run_settings", f"Not a step of this recipe: "
+                               f"{', '.join(sorted(unknown))}.")
+                return cleaned
+            probe = self._meta.model(recipe=recipe, run_settings=settings)
+            try:
+                recipe_configs(probe)
+            except LoopError as exc:
+                self.add_error("run_settings", str(exc))
+        if cleaned.get("candidates_per_prompt") is not None:
+            try:  # the bound generation will enforce
+                SampleConfig(num_candidates=cleaned["candidates_per_prompt"]).validate()
+            except ValueError as exc:
+                self.add_error("candidates_per_prompt", str(exc))
+        return cleaned

@@ -1,7 +1,9 @@
 """The model side: model versions, dataset snapshots, training runs, metrics, generation jobs."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -237,3 +239,187 @@ class PolicyEvaluation(models.Model):
     @property
     def is_finished(self):
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+
+class LoopPolicy(models.Model):
+    """When and how a project re-trains itself from new judgements (the continuous loop)."""
+
+    class Recipe(models.TextChoices):
+        REWARD_DPO = "reward_dpo", "Reward model, then DPO (gate judged by the new reward model)"
+        DPO = "dpo", "DPO (gate judged by the project's reward model)"
+        SFT = "sft", "SFT on corrections and gold answers"
+        KTO = "kto", "KTO on thumbs and ratings"
+
+    project = models.OneToOneField(
+        "annotate.Project", on_delete=models.CASCADE, related_name="loop_policy"
+    )
+    enabled = models.BooleanField(
+        default=False, help_text="Celery beat checks this project and starts iterations."
+    )
+    paused = models.BooleanField(default=False)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    min_new_judgements = models.PositiveIntegerField(
+        default=50, help_text="Start an iteration once this many judgements arrived since the last."
+    )
+    recipe = models.CharField(max_length=20, choices=Recipe.choices, default=Recipe.REWARD_DPO)
+    # Overrides of the recipe's run configs: {"reward": {...}, "dpo": {...}, ...}.
+    run_settings = models.JSONField(default=dict, blank=True)
+    gate_win_rate = models.FloatField(
+        default=0.55,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Promote the new policy only if its win-rate over the current one reaches this.",
+    )
+    eval_prompts = models.PositiveIntegerField(
+        default=50, help_text="Held-out prompts the gate evaluation answers."
+    )
+    pause_on_refusal = models.BooleanField(
+        default=False, help_text="Pause the loop when the gate refuses a model."
+    )
+    generate_after = models.BooleanField(
+        default=True, help_text="Generate candidates for open prompts with the promoted model."
+    )
+    candidates_per_prompt = models.PositiveSmallIntegerField(default=2)
+    generate_prompts = models.PositiveIntegerField(default=100)
+    augment = models.BooleanField(
+        default=False, help_text="Add paraphrases of train prompts written by the current model."
+    )
+    paraphrases_per_prompt = models.PositiveSmallIntegerField(default=1)
+    # Judgement id high-water mark of the last iteration's snapshot.
+    last_judgement_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"loop policy of {self.project}"
+
+
+class LoopIteration(models.Model):
+    """One pass of the loop: snapshot, train, evaluate, gate, promote, generate."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        PROMOTED = "promoted", "Promoted"
+        REFUSED = "refused", "Refused by the gate"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Manual"
+
+    project = models.ForeignKey(
+        "annotate.Project", on_delete=models.CASCADE, related_name="loop_iterations"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    stage = models.CharField(max_length=40, blank=True)
+    recipe = models.CharField(max_length=20, blank=True)
+    new_judgements = models.PositiveIntegerField(default=0)
+    judgement_high_water = models.BigIntegerField(default=0)
+    baseline = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    runs = models.ManyToManyField(TrainingRun, blank=True, related_name="loop_iterations")
+    candidate = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evaluation = models.ForeignKey(
+        PolicyEvaluation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    generation = models.ForeignKey(
+        GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    win_rate = models.FloatField(null=True, blank=True)
+    gate = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # At most one iteration per project at a time, whatever beat or people do.
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status="running"), name="loop_one_running"
+            )
+        ]
+
+    def __str__(self):
+        return f"loop iteration {self.pk} of {self.project}"
+
+
+class LoopEvent(models.Model):
+    """A line on the project's timeline: every automatic step with its figures."""
+
+    project = models.ForeignKey(
+        "annotate.Project", on_delete=models.CASCADE, related_name="loop_events"
+    )
+    iteration = models.ForeignKey(
+        LoopIteration, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.kind}: {self.message}"
+
+
+WEBHOOK_EVENTS = {
+    "run.finished": "A training run finished (succeeded, failed or cancelled)",
+    "model.promoted": "A model version became the project's current generator",
+    "loop.paused": "The loop paused (a gate refused a model, or someone paused it)",
+}
+
+
+def default_webhook_events():
+    return list(WEBHOOK_EVENTS)
+
+
+class Webhook(models.Model):
+    """An outgoing webhook: JSON POSTs signed with HMAC-SHA256 of the body under `secret`."""
+
+    project = models.ForeignKey(
+        "annotate.Project", on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100)
+    events = models.JSONField(default=default_webhook_events)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being retried) to one webhook."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.event} to {self.webhook}"

@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotate.importing import create_item
-from annotate.models import UNSCORED_MARGIN, Candidate, Item, Project, Prompt
+from annotate.ingestion import PRODUCTION
+from annotate.models import UNSCORED_MARGIN, Candidate, Conversation, Item, Project, Prompt
 
 from .ml.config import RUN_CONFIGS, SampleConfig
 from .models import DatasetSnapshot, GenerationJob, ModelVersion, RunMetric, TrainingRun
@@ -129,10 +130,16 @@ def _finish(run_id, status, **fields):
     """Move a RUNNING run to a final status; False if it was no longer RUNNING.
 
     The stale-heartbeat sweep may have failed a slow run meanwhile: its verdict stands.
+    Webhooks subscribed to run.finished hear of it once the transaction commits.
     """
-    return bool(TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
-        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
-    ))
+    from .webhooks import run_finished
+
+    finished = bool(TrainingRun.objects.filter(
+        pk=run_id, status=TrainingRun.Status.RUNNING
+    ).update(status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields))
+    if finished:
+        run_finished(run_id)
+    return finished
 
 
 def execute_run(run_id):
@@ -257,8 +264,15 @@ def execute_generation(job_id):
                                model_version=job.model_version) for t in texts]
                 )
                 created += len(candidates)
+                # A production conversation's reply and agent correction are judged with them.
+                production = production_candidates(prompt)
+                candidates = production + candidates
                 if len(candidates) >= 2:
-                    create_item(job.project, prompt, candidates)
+                    item = create_item(job.project, prompt, candidates)
+                    if production:
+                        Conversation.objects.filter(prompt=prompt, item__isnull=True).update(
+                            item=item
+                        )
             GenerationJob.objects.filter(pk=job_id).update(candidates_created=created)
         GenerationJob.objects.filter(pk=job_id).update(
             status=GenerationJob.Status.SUCCEEDED, finished_at=timezone.now()
@@ -269,6 +283,13 @@ def execute_generation(job_id):
             status=GenerationJob.Status.FAILED, finished_at=timezone.now(),
             error=f"{exc.__class__.__name__}: {exc}",
         )
+
+
+def production_candidates(prompt):
+    """The production reply and agent correction an ingested conversation left on a prompt."""
+    if prompt.source != PRODUCTION:
+        return []
+    return list(prompt.candidates.filter(metadata__production=True).order_by("id"))
 
 
 def _smallest_gap(scores):
@@ -336,15 +357,22 @@ def score_open_items(project_id, version_id, batch_size=16):
 def fail_stale_runs(max_age_seconds=None):
     """Mark RUNNING runs whose heartbeat stopped (worker killed) as FAILED with the reason."""
     max_age = settings.PREFLAB_HEARTBEAT_TIMEOUT if max_age_seconds is None else max_age_seconds
+    from .webhooks import run_finished
+
     cutoff = timezone.now() - timedelta(seconds=max_age)
-    return TrainingRun.objects.filter(
-        status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff
-    ).update(
-        status=TrainingRun.Status.FAILED,
-        finished_at=timezone.now(),
-        error=f"The worker stopped reporting for over {max_age} s (killed or lost); "
-        "launch the run again.",
-    )
+    with transaction.atomic():
+        stale = list(TrainingRun.objects.select_for_update().filter(
+            status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff
+        ).values_list("pk", flat=True))
+        failed = TrainingRun.objects.filter(pk__in=stale).update(
+            status=TrainingRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"The worker stopped reporting for over {max_age} s (killed or lost); "
+            "launch the run again.",
+        )
+        for run_id in stale:
+            run_finished(run_id)
+    return failed
 
 
 def execute_evaluation(evaluation_id):

@@ -35,6 +35,24 @@ def _enqueue(task, obj_id, model, error_field="error"):
         )
 
 
+def _send_on_commit(task, args, failed, *, robust):
+    """Send task(*args) once the transaction commits; BrokerUnavailable saying what `failed`
+    when the broker is down (logged only when robust: a worker's own follow-up work must not
+    turn its finished job into a failure)."""
+
+    def send():
+        try:
+            task.apply_async(args=args, retry=True)
+        except Exception as exc:  # kombu raises several connection error types
+            log.exception("could not enqueue %s%s", task.name, tuple(args))
+            raise BrokerUnavailable(
+                f"The task queue is unreachable ({exc.__class__.__name__}: {exc}); {failed}. "
+                "Start Redis and the worker, then try again."
+            ) from exc
+
+    transaction.on_commit(send, robust=robust)
+
+
 class InvalidRun(ValueError):
     """A run that cannot start; the message says why (nothing was queued)."""
 
@@ -80,12 +98,14 @@ def reward_model_for(project: Project, config) -> ModelVersion:
     return project.reward_model
 
 
-def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersion, user=None):
+def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersion, user=None,
+               enqueue=True):
     """Validate, write a QUEUED run and enqueue it once the transaction commits.
 
     The config's class picks the method (see rlhf.ml.config.RUN_CONFIGS); a reward-model run
     then scores the open items for active learning. Raises InvalidRun (nothing queued) when
-    the settings or models do not fit.
+    the settings or models do not fit. enqueue=False: the caller, already a training-queue
+    task (the loop), executes the run itself with rlhf.runner.execute_run.
     """
     from . import tasks
 
@@ -98,7 +118,8 @@ def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersio
         base_model=base_model,
         created_by=user,
     )
-    transaction.on_commit(lambda: _enqueue(tasks.train, run.pk, TrainingRun))
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(tasks.train, run.pk, TrainingRun))
     return run
 
 
@@ -119,17 +140,8 @@ def launch_scoring(project: Project, version: ModelVersion, *, robust=False):
     Project.objects.filter(pk=project.pk).update(reward_model=version)
     project.reward_model = version
 
-    def send():
-        try:
-            tasks.score_open_items.apply_async(args=[project.pk, version.pk], retry=True)
-        except Exception as exc:  # kombu raises several connection error types
-            log.exception("could not enqueue scoring of %s with %s", project.slug, version)
-            raise BrokerUnavailable(
-                f"The task queue is unreachable ({exc.__class__.__name__}: {exc}); open items "
-                f"were not re-scored with {version}. Start Redis and the worker, then re-score."
-            ) from exc
-
-    transaction.on_commit(send, robust=robust)
+    _send_on_commit(tasks.score_open_items, [project.pk, version.pk],
+                    f"open items were not re-scored with {version}", robust=robust)
 
 
 def request_cancel(run: TrainingRun):
@@ -141,6 +153,9 @@ def request_cancel(run: TrainingRun):
             run.finished_at = timezone.now()
             run.cancel_requested = True
             run.save(update_fields=["status", "finished_at", "cancel_requested"])
+            from .webhooks import run_finished
+
+            run_finished(run.pk)
         elif run.status == TrainingRun.Status.RUNNING:
             run.cancel_requested = True
             run.save(update_fields=["cancel_requested"])
@@ -162,6 +177,33 @@ def launch_generation(project, model_version, config: SampleConfig, prompt_ids, 
     )
     transaction.on_commit(lambda: _enqueue(tasks.generate, job.pk, GenerationJob))
     return job
+
+
+def launch_augmentation(project, model_version, prompt_ids, per_prompt=1, *, seed=0,
+                        robust=True):
+    """Enqueue paraphrasing of train prompts by model_version (rlhf.augment) after commit.
+
+    Returns the prompt ids queued: the given ones that are train, non-augmented prompts of
+    the project. When the broker is down, robust (the loop) logs it; otherwise
+    BrokerUnavailable is raised (at once outside a transaction, else on commit).
+    """
+    from . import tasks
+    from .augment import eligible
+
+    if model_version.kind != ModelVersion.Kind.POLICY:
+        raise InvalidRun(f"{model_version} is a {model_version.get_kind_display()}; only "
+                         "policies write paraphrases")
+    if model_version.project_id not in (None, project.pk):
+        raise InvalidRun(f"{model_version} belongs to another project")
+    if not 1 <= per_prompt <= 8:
+        raise InvalidRun(f"per_prompt must be between 1 and 8, got {per_prompt}")
+    ids = [p.pk for p in eligible(project, prompt_ids)]
+    if not ids:
+        return []
+
+    _send_on_commit(tasks.augment, [project.pk, model_version.pk, ids, per_prompt, seed],
+                    "no paraphrases were queued", robust=robust)
+    return ids
 
 
 def prompts_for_generation(project, limit):
@@ -214,8 +256,14 @@ def promote(project: Project, version: ModelVersion):
         raise InvalidRun(f"{version} is a {version.get_kind_display()}; only policies generate")
     if version.project_id not in (None, project.pk):
         raise InvalidRun(f"{version} belongs to another project")
+    previous = Project.objects.filter(pk=project.pk).values_list("current_model", flat=True)
+    previous = previous.first()
     Project.objects.filter(pk=project.pk).update(current_model=version)
     project.current_model = version
+    if previous != version.pk:
+        from .webhooks import model_promoted
+
+        model_promoted(project, version, previous)
     return version
 
 
@@ -247,7 +295,7 @@ def held_out_prompts(project: Project, policy: ModelVersion, limit: int):
 
 
 def launch_evaluation(project, policy, judge, *, reward_model=None, prompts=50,
-                      config: SampleConfig | None = None, user=None):
+                      config: SampleConfig | None = None, user=None, enqueue=True):
     """Queue a win-rate evaluation of policy against its parent on held-out prompts.
 
     judge "reward": a reward model scores both answers to each prompt (the project's when
@@ -282,7 +330,8 @@ def launch_evaluation(project, policy, judge, *, reward_model=None, prompts=50,
         reward_model=reward_model if judge == PolicyEvaluation.Judge.REWARD else None,
         prompt_ids=prompt_ids, total=len(prompt_ids), config=config.to_dict(), created_by=user,
     )
-    transaction.on_commit(lambda: _enqueue(tasks.evaluate, evaluation.pk, PolicyEvaluation))
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(tasks.evaluate, evaluation.pk, PolicyEvaluation))
     return evaluation
 
 

@@ -6,11 +6,16 @@ Every kind of training data comes from the same judgements (never overwritten):
 - KTO rows (an answer marked good or bad): ratings above / below a threshold, thumbs-style
   signals from rankings (the best group good, the worst bad), both-bad pairwise choices,
   corrections (the edit good, the original bad); one label per (prompt, answer) by majority;
+- production conversations (annotate.ingestion): an agent's correction is an SFT target and a
+  "correction ≻ reply" pair, a thumbs-up reply a desirable KTO row, a thumbs-down one an
+  undesirable one (source "production"; kept unless "only reviewed");
 - prompts for online RL: every prompt of the project.
 
 Rows are deduplicated, split train / held-out by prompt (a project's evaluation prompts are
 always held out, no prompt on both sides), written as one JSONL file named by its sha256,
-and recorded as a DatasetSnapshot with the filters that made it.
+and recorded as a DatasetSnapshot with the filters that made it. Paraphrases (augmented
+prompts, rlhf.augment) are never held out, and their rows are dropped when their original
+prompt is held out, so held-out prompts never reach training through a rewording.
 """
 
 import hashlib
@@ -20,7 +25,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from annotate.models import Adjudication, Candidate, Item, Judgement, Prompt
+from annotate.ingestion import PRODUCTION
+from annotate.models import Adjudication, Candidate, Conversation, Item, Judgement, Prompt
 from annotate.services import preference_rows
 
 from .ml.data import prompt_key, split_by_prompt
@@ -70,6 +76,11 @@ class JudgementFilter:
             return False
         return self.weights.get(judgement.annotator_id, 1.0) >= self.min_weight
 
+    def keeps_production(self):
+        """True if production signals (agent corrections, thumbs) are kept: no judgement
+        stands behind them, so only "only reviewed" drops them."""
+        return not self.only_reviewed
+
     def keeps_ids(self, judgement_ids):
         """The subset of judgement ids that pass (for rows that only carry the id)."""
         keep = set()
@@ -110,9 +121,11 @@ def preference_snapshot_rows(project, keep):
     rows = list(preference_rows(project))
     judged = {row["judgement_id"] for row in rows if row.get("judgement_id")}
     kept_ids = keep.keeps_ids(judged)
+    production = keep.keeps_production()
     rows = [
         row for row in rows
         if row["source"] in REVIEWED_SOURCES or row.get("judgement_id") in kept_ids
+        or (production and row["source"] == PRODUCTION)
     ]
     return list(_dedupe(rows, lambda r: (
         _text_key(r["prompt"]), r["chosen"][0]["content"], r["rejected"][0]["content"]
@@ -150,6 +163,35 @@ def _live_judgements(project, keep):
             yield judgement
 
 
+def _production_corrections(project, keep):
+    """Agent corrections of ingested production replies, with their prompts."""
+    if not keep.keeps_production():
+        return Candidate.objects.none()
+    return (
+        Candidate.objects.filter(prompt__project=project, origin=Candidate.Origin.CORRECTION,
+                                 metadata__production=True)
+        .select_related("prompt").order_by("id")
+    )
+
+
+def _production_thumbs(project, keep):
+    """Yield (prompt, reply candidate id, label) for ingested replies with a thumb."""
+    if not keep.keeps_production():
+        return
+    conversations = (
+        Conversation.objects.filter(project=project, prompt__isnull=False)
+        .exclude(feedback="").select_related("prompt").order_by("id")
+    )
+    by_id = {c.pk: c for c in conversations}
+    replies = Candidate.objects.filter(
+        prompt__project=project, metadata__production=True, parent__isnull=True
+    ).exclude(origin=Candidate.Origin.CORRECTION).values_list("id", "metadata")
+    for cid, metadata in replies.order_by("id"):
+        conversation = by_id.get(metadata.get("conversation_id"))
+        if conversation is not None:
+            yield conversation.prompt, cid, conversation.feedback == Conversation.Feedback.UP
+
+
 def _texts(ids):
     return dict(Candidate.objects.filter(pk__in=set(ids)).values_list("id", "text"))
 
@@ -160,6 +202,8 @@ def sft_snapshot_rows(project, keep):
     for judgement in _live_judgements(project, keep):
         if judgement.correction_id:
             picks.append((judgement.item.prompt, judgement.correction_id, "correction"))
+    for correction in _production_corrections(project, keep):
+        picks.append((correction.prompt, correction.pk, PRODUCTION))
     texts = _texts(cid for _, cid, _ in picks)
     rows = (
         {
@@ -195,6 +239,8 @@ def _kto_votes(project, keep, threshold):
         if judgement.correction_id:
             yield prompt, judgement.correction_id, True, "correction"
             yield prompt, judgement.correction.parent_id, False, "correction"
+    for prompt, cid, label in _production_thumbs(project, keep):
+        yield prompt, cid, label, PRODUCTION
 
 
 def kto_snapshot_rows(project, keep, threshold):
@@ -254,12 +300,55 @@ def held_out_keys(project):
     return {prompt_key(c) for c in conversations}
 
 
+def augmented_keys(project):
+    """{prompt key of a paraphrase: prompt key of its original} for the project's paraphrases.
+
+    A paraphrase worded exactly like a non-augmented prompt is left out: its rows are that
+    prompt's rows, split with it.
+    """
+    pairs = Prompt.objects.filter(project=project, augmented_from__isnull=False).values_list(
+        "conversation", "augmented_from__conversation"
+    )
+    mapping = {prompt_key(mine): prompt_key(original) for mine, original in pairs}
+    if mapping:
+        own = Prompt.objects.filter(project=project, augmented_from__isnull=True)
+        for conversation in own.values_list("conversation", flat=True).iterator():
+            mapping.pop(prompt_key(conversation), None)
+    return mapping
+
+
+def split_rows(rows, eval_fraction, seed, held_out=(), augmented=None):
+    """Split rows into (train, held-out) by prompt, keeping paraphrases out of held-out.
+
+    held_out: prompt keys always held out (evaluation prompts). augmented: {paraphrase key:
+    original key}. Paraphrases take no part in the draw and go to train, except those whose
+    original is held out (drawn or forced): their rows are dropped. Row order is kept.
+    """
+    augmented = augmented or {}
+    held_out = set(held_out)
+    keys = [prompt_key(row["prompt"]) for row in rows]
+    own = [row for row, key in zip(rows, keys, strict=True) if key not in augmented]
+    _, own_held_out = split_by_prompt(own, eval_fraction, seed, held_out=held_out)
+    eval_keys = {prompt_key(row["prompt"]) for row in own_held_out} | held_out
+    train, evaluation = [], []
+    for row, key in zip(rows, keys, strict=True):
+        if key in augmented:
+            if augmented[key] not in eval_keys:
+                train.append(row)
+        elif key in eval_keys:
+            evaluation.append(row)
+        else:
+            train.append(row)
+    return train, evaluation
+
+
 def build_snapshot(project, kind, config):
     """Freeze rows of one kind into a hashed JSONL file split by prompt; return (snapshot,
     train rows, held-out rows)."""
     rows, keep = snapshot_rows(project, kind, config)
-    train, held_out = split_by_prompt(
-        rows, config.eval_fraction, config.seed, held_out=held_out_keys(project)
+    train, held_out = split_rows(
+        rows, config.eval_fraction, config.seed, held_out=held_out_keys(project),
+        augmented=augmented_keys(project),
     )
     lines = [json.dumps({**row, "split": "train"}, sort_keys=True) for row in train]
     lines += [json.dumps({**row, "split": "eval"}, sort_keys=True) for row in held_out]

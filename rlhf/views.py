@@ -293,3 +293,35 @@ def snapshot_download(request, pk):
     return FileResponse(path.open("rb"), as_attachment=True,
                         filename=f"{snapshot.project.slug}-{path.name}",
                         content_type="application/jsonl")
+
+
+@role_required(ENGINEER)
+@require_POST
+def augment(request, slug):
+    """Queue paraphrases of the train prompts with the fewest, written by the current model."""
+    from .augment import prompts_for_augmentation
+
+    project = get_object_or_404(Project.objects.select_related("current_model"), slug=slug)
+    if project.current_model is None:
+        messages.error(request, "This project has no current model to write paraphrases.")
+        return redirect(project)
+    try:
+        limit = max(1, min(int(request.POST.get("prompts", 20)), 1000))
+        per_prompt = max(1, min(int(request.POST.get("per_prompt", 1)), 8))
+    except ValueError:
+        messages.error(request, "Give the number of prompts as a whole number.")
+        return redirect(project)
+    prompt_ids = prompts_for_augmentation(project, limit)
+    try:
+        queued = services.launch_augmentation(project, project.current_model, prompt_ids,
+                                              per_prompt, robust=False)
+    except (services.InvalidRun, services.BrokerUnavailable) as exc:
+        messages.error(request, str(exc))
+        return redirect(project)
+    if queued:
+        messages.success(request, f"Paraphrasing {len(queued)} train prompts with "
+                         f"{project.current_model}; they join the train split as augmented "
+                         "prompts once the worker is done.")
+    else:
+        messages.info(request, "No train prompts to paraphrase.")
+    return redirect(project)

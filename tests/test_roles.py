@@ -38,6 +38,10 @@ PAGES = [
     ("annotate-review", ["slug"], {"reviewer", "manager"}),
     ("annotate-review-item", ["slug", "item_id"], {"reviewer", "manager"}),
     ("annotate-quality", ["slug"], {"manager"}),
+    ("rlhf-loop", ["slug"], {"engineer", "manager"}),
+    ("rlhf-webhooks", ["slug"], {"engineer"}),
+    ("annotate-conversations", ["slug"], {"engineer", "manager"}),
+    ("annotate-tokens", [], {"annotator", "engineer", "manager", "reviewer"}),
 ]
 ROLE_OF = {"annotator": "Annotator", "engineer": "Engineer", "manager": "Manager",
            "reviewer": "Reviewer"}

@@ -159,7 +159,8 @@ def test_it_only_logs_a_down_broker_for_the_worker_registering_a_run(
             services.launch_scoring(project, version, robust=True)
     finally:
         use_broker(old)
-    assert "could not enqueue scoring" in caplog.text
+    assert "could not enqueue rlhf.tasks.score_open_items" in caplog.text
+    assert "open items were not re-scored" in caplog.text
     project.refresh_from_db()
     assert project.reward_model == version
 
