@@ -44,6 +44,10 @@ class RunOut(Schema):
     eval_metrics: dict[str, Any]
     error: str
     cancel_requested: bool
+    resumed_from_id: int | None = Field(
+        None, description="The failed run whose checkpoint and snapshot this run continues."
+    )
+    resumed_at_step: int | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -245,6 +249,29 @@ def cancel_run(request, run_id: int = Path(..., ge=1, le=MAX_ID)):
     if run.is_finished:
         raise HttpError(409, f"{run} already finished ({run.status}).")
     return services.request_cancel(run)
+
+
+@router.post("/runs/{run_id}/retry",
+             response={201: RunOut, 400: Detail, 403: Detail, 404: Detail, 409: Detail,
+                       503: RunQueueFailed},
+             summary="Queue a finished run again; a failed run resumes from its checkpoint")
+def retry_run(request, run_id: int = Path(..., ge=1, le=MAX_ID)):
+    """Same method, settings and base model. A failed run that left a checkpoint is resumed
+    from it on the same snapshot (resumed_from_id, resumed_at_step); others start afresh."""
+    run = _run(request, run_id)
+    require(request.auth, ENGINEER)
+    if not run.is_finished:
+        raise HttpError(409, f"{run} has not finished yet ({run.status}).")
+    try:
+        with transaction.atomic():
+            new = services.retry_run(run, user=request.auth)
+    except services.InvalidRun as exc:
+        raise HttpError(400, str(exc)) from None
+    new.refresh_from_db()
+    if new.status == TrainingRun.Status.FAILED:
+        return Status(503, {"detail": f"Run {new.pk} could not be queued: {new.error}",
+                            "run_id": new.pk})
+    return Status(201, new)
 
 
 # --- model versions ---------------------------------------------------------------------

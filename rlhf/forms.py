@@ -28,6 +28,7 @@ BOUNDS = {
     "early_stopping_patience": (0, 1000),
     "seed": (0, 2**31 - 1),
     "logging_steps": (1, 10_000),
+    "checkpoint_steps": (0, 1_000_000),
     "lora_r": (1, 1024),
     "lora_alpha": (1, 4096),
     "lora_dropout": (0.0, 0.99),
@@ -47,7 +48,8 @@ ONLINE_BOUNDS = {"beta": (0.0, 10.0)}
 CHOICES = {"loss_type": DPO_LOSS_TYPES}
 GROUPS = (
     ("Training", ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
-                  "num_train_epochs", "max_steps", "max_length", "seed", "logging_steps")),
+                  "num_train_epochs", "max_steps", "max_length", "seed", "logging_steps",
+                  "checkpoint_steps")),
     ("Held-out evaluation", ("eval_fraction", "eval_steps", "early_stopping_patience")),
     ("LoRA", ("use_lora", "lora_r", "lora_alpha", "lora_dropout")),
     ("Data filters", ("min_agreement", "exclude_flagged", "only_reviewed",

@@ -103,6 +103,11 @@ class TrainingRun(models.Model):
     traceback = models.TextField(blank=True)
     # The run's log as the worker wrote it (its last lines; metrics per step included).
     log = models.TextField(blank=True)
+    # A retry of a failed run that continues from the checkpoint it left (same snapshot).
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumptions"
+    )
+    resumed_at_step = models.PositiveIntegerField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,6 +1,7 @@
 """What the worker does for a run, a generation job or a scoring pass: load rows, call rlhf.ml."""
 
 import logging
+import shutil
 import time
 import traceback
 from collections import deque
@@ -166,6 +167,44 @@ def execute_run(run_id):
         TrainingRun.objects.filter(pk=run_id).update(log=run_log.text())
 
 
+def checkpoint_dir(run_id) -> Path:
+    """Where a run's trainer keeps its last resumable checkpoint while it trains."""
+    return Path(settings.PREFLAB_MODELS_DIR) / "checkpoints" / f"run-{run_id}"
+
+
+def resume_point(run):
+    """The step a retry of this failed run would resume from, or None (start afresh).
+
+    A run leaves a checkpoint when it failed after its first checkpoint_steps (a killed
+    worker, an error); finished and cancelled runs remove theirs. The snapshot it trained on
+    must still be there: a resumed run sees exactly the same rows.
+    """
+    from .ml.common import checkpoint_step
+
+    if run.status != TrainingRun.Status.FAILED or run.snapshot_id is None:
+        return None
+    return checkpoint_step(checkpoint_dir(run.pk))
+
+
+def _take_over_checkpoint(run):
+    """Move the failed run's checkpoint to this run; return its rows (train, held-out)."""
+    from .snapshots import load_snapshot
+
+    source = run.resumed_from
+    step = resume_point(source) if source else None
+    if step is None:
+        raise ValueError(f"{source or 'the earlier run'} left no checkpoint to resume from")
+    rows = load_snapshot(source.snapshot)
+    target = checkpoint_dir(run.pk)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    checkpoint_dir(source.pk).rename(target)
+    TrainingRun.objects.filter(pk=run.pk).update(snapshot=source.snapshot, resumed_at_step=step)
+    log.info("resuming %s from step %s of %s (snapshot %s)", run, step, source,
+             source.snapshot.sha256[:12])
+    return source.snapshot, *rows
+
+
 def _train(run, run_log):
     import importlib
 
@@ -183,8 +222,11 @@ def _train(run, run_log):
             reward_model = reward_model_for(run.project, config)
             extra = {"reward_model_path": reward_model.source, "algorithm": run.method}
         kind = METHOD_KINDS[run.method]
-        snapshot, train_rows, eval_rows = build_snapshot(run.project, kind, config)
-        TrainingRun.objects.filter(pk=run_id).update(snapshot=snapshot)
+        if run.resumed_from_id:
+            snapshot, train_rows, eval_rows = _take_over_checkpoint(run)
+        else:
+            snapshot, train_rows, eval_rows = build_snapshot(run.project, kind, config)
+            TrainingRun.objects.filter(pk=run_id).update(snapshot=snapshot)
         if not train_rows:
             raise ValueError(
                 f"{NO_DATA[kind]} ({snapshot.rows} rows in the project, "
@@ -202,8 +244,11 @@ def _train(run, run_log):
             on_metrics=reporter.on_metrics,
             should_stop=reporter.should_stop,
             on_progress=reporter.on_progress,
+            checkpoint_dir=checkpoint_dir(run_id),
             **extra,
         )
+        # Only a failed try keeps its checkpoint (for a retry to resume from).
+        shutil.rmtree(checkpoint_dir(run_id), ignore_errors=True)
         if result.stopped:
             log.info("cancelled at step %s", result.steps)
             _finish(run_id, TrainingRun.Status.CANCELLED, eval_metrics=result.eval_metrics)

@@ -99,13 +99,14 @@ def reward_model_for(project: Project, config) -> ModelVersion:
 
 
 def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersion, user=None,
-               enqueue=True):
+               enqueue=True, resumed_from=None):
     """Validate, write a QUEUED run and enqueue it once the transaction commits.
 
     The config's class picks the method (see rlhf.ml.config.RUN_CONFIGS); a reward-model run
     then scores the open items for active learning. Raises InvalidRun (nothing queued) when
     the settings or models do not fit. enqueue=False: the caller, already a training-queue
-    task (the loop), executes the run itself with rlhf.runner.execute_run.
+    task (the loop), executes the run itself with rlhf.runner.execute_run. resumed_from: a
+    failed run whose checkpoint and snapshot this run continues from (see retry_run).
     """
     from . import tasks
 
@@ -117,6 +118,7 @@ def launch_run(project: Project, config: TrainingConfig, base_model: ModelVersio
         config=config.to_dict(),
         base_model=base_model,
         created_by=user,
+        resumed_from=resumed_from,
     )
     if enqueue:
         transaction.on_commit(lambda: _enqueue(tasks.train, run.pk, TrainingRun))
@@ -365,7 +367,13 @@ def human_results(evaluation):
 
 
 def retry_run(run: TrainingRun, user=None):
-    """Queue a new run with a finished run's method, settings and base model."""
+    """Queue a new run with a finished run's method, settings and base model.
+
+    A failed run that left a checkpoint is resumed from it, on the same snapshot; any other
+    run starts afresh on a new snapshot.
+    """
+    from .runner import resume_point
+
     if not run.is_finished:
         raise InvalidRun(f"{run} has not finished yet.")
     if run.method not in RUN_CONFIGS:
@@ -374,4 +382,5 @@ def retry_run(run: TrainingRun, user=None):
         config = RUN_CONFIGS[run.method].from_dict(run.config)
     except ValueError as exc:
         raise InvalidRun(f"{run}'s settings no longer validate: {exc}") from None
-    return launch_run(run.project, config, run.base_model, user=user)
+    resumed_from = run if resume_point(run) is not None else None
+    return launch_run(run.project, config, run.base_model, user=user, resumed_from=resumed_from)

@@ -378,3 +378,22 @@ def build_snapshot(project, kind, config):
 def snapshot_file(snapshot):
     """Absolute path of a snapshot's JSONL file."""
     return Path(settings.MEDIA_ROOT) / snapshot.path
+
+
+def load_snapshot(snapshot):
+    """(train rows, held-out rows) read back from a snapshot's file, checked against its hash.
+
+    A resumed run trains on exactly the rows its first try saw, whatever arrived since.
+    """
+    path = snapshot_file(snapshot)
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{snapshot}'s file {snapshot.path} is missing") from None
+    if hashlib.sha256(payload).hexdigest() != snapshot.sha256:
+        raise ValueError(f"{snapshot}'s file {snapshot.path} does not match its sha256")
+    train, held_out = [], []
+    for line in payload.decode().splitlines():
+        row = json.loads(line)
+        (train if row.pop("split") == "train" else held_out).append(row)
+    return train, held_out

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_POST
 from annotate.models import Project
 from annotate.roles import ENGINEER, MANAGER, role_required
 
-from . import registry, services
+from . import registry, runner, services
 from .forms import METHOD_HELP, RUN_FORMS, GenerationForm
 from .ml.config import PRESETS
 from .models import DatasetSnapshot, GenerationJob, ModelVersion, RunMetric, TrainingRun
@@ -76,8 +76,8 @@ def run_detail(request, pk):
     if request.htmx:
         template += "#status"
     charts = CHART_METRICS.get(run.method, ("loss",))
-    return render(request, template, {"run": run, "chart_metrics": charts},
-                  status=_poll_status(request, run.is_finished))
+    context = {"run": run, "chart_metrics": charts, "resume_step": runner.resume_point(run)}
+    return render(request, template, context, status=_poll_status(request, run.is_finished))
 
 
 @role_required(ENGINEER, MANAGER)
@@ -114,7 +114,10 @@ def run_retry(request, pk):
     except services.InvalidRun as exc:
         messages.error(request, str(exc))
         return redirect(run)
-    messages.success(request, f"Queued {new}, a retry of {run}.")
+    if new.resumed_from_id:
+        messages.success(request, f"Queued {new}: it resumes {run} from its last checkpoint.")
+    else:
+        messages.success(request, f"Queued {new}, a retry of {run}.")
     return redirect(new)
 
 

@@ -375,3 +375,34 @@ def test_it_lets_only_engineers_act_on_the_loop(client, manager, annotator, outs
     assert client.post(f"{url}/trigger", **revoked_bearer(manager)).status_code == 401
     assert client.post(f"{url}/trigger").status_code == 401
     assert not loop.policy_for(project).paused
+
+
+# --- retrying ---------------------------------------------------------------------------
+
+def test_it_retries_a_finished_run_and_resumes_a_failed_one_from_its_checkpoint(
+    client, engineer, manager, run, settings, tmp_path, monkeypatch
+):
+    from rlhf.models import DatasetSnapshot
+    from rlhf.runner import checkpoint_dir
+
+    monkeypatch.setattr("rlhf.tasks.train.apply_async", lambda args, **kw: None)
+    response = client.post(f"/api/runs/{run.pk}/retry", **bearer(engineer))
+    assert response.status_code == 409 and "has not finished" in detail(response)
+
+    settings.PREFLAB_MODELS_DIR = tmp_path
+    snapshot = DatasetSnapshot.objects.create(project=run.project, path="x", sha256="0", rows=1)
+    TrainingRun.objects.filter(pk=run.pk).update(status="failed", snapshot=snapshot)
+    folder = checkpoint_dir(run.pk) / "checkpoint-4"
+    folder.mkdir(parents=True)
+    (folder / "optimizer.pt").write_bytes(b"x")
+    (folder / "trainer_state.json").write_text("{}")
+    assert client.post(f"/api/runs/{run.pk}/retry", **bearer(manager)).status_code == 403
+    response = client.post(f"/api/runs/{run.pk}/retry", **bearer(engineer))
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["resumed_from_id"] == run.pk and data["status"] == "queued"
+    assert data["config"]["beta"] == 0.1 and data["id"] != run.pk
+
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded")
+    response = client.post(f"/api/runs/{run.pk}/retry", **bearer(engineer))
+    assert response.status_code == 201 and response.json()["resumed_from_id"] is None

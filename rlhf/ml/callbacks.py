@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 MetricsFn = Callable[[int, dict[str, float]], None]
 StopFn = Callable[[], Any]
 ProgressFn = Callable[[int, int], None]
+
+log = logging.getLogger(__name__)
 
 
 def numeric_metrics(logs: Mapping[str, Any]) -> dict[str, float]:
@@ -67,16 +70,21 @@ def make_metrics_callback(
     return MetricsCallback()
 
 
-def fit(trainer, callback, evaluate: bool) -> tuple[dict[str, float], dict[str, float], int]:
+def fit(
+    trainer, callback, evaluate: bool, resume_from: str | None = None
+) -> tuple[dict[str, float], dict[str, float], int]:
     """Train a TRL/transformers trainer quietly; return (train metrics, eval metrics, steps).
 
     Metrics reach callers through the callback's on_metrics, so the stdout printer goes.
     Nothing is evaluated when the callback stopped the run or there is no held-out set.
+    resume_from: a checkpoint folder to continue from (its step, optimizer and data order).
     """
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
-    output = trainer.train()
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    output = trainer.train(resume_from_checkpoint=resume_from)
     train_metrics = numeric_metrics(output.metrics)
     eval_metrics = {}
     if evaluate and not callback.stopped:

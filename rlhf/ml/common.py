@@ -9,7 +9,9 @@ causal-LM trainer given its name and config (sft, kto).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,10 +61,14 @@ def training_args(config: TrainingConfig, scratch_dir: str, evaluate: bool) -> d
 
     evaluate says whether a held-out set exists. With eval_steps the trainer evaluates every
     eval_steps; early stopping then keeps the best checkpoint (saved at the same steps into the
-    scratch directory) and restores it at the end.
+    scratch directory) and restores it at the end. With checkpoint_steps the scratch directory
+    also holds the last resumable checkpoint (weights, optimizer, scheduler, RNG and trainer
+    state; with early stopping, at every evaluation), which `workspace` finds on a later try.
     """
     periodic = evaluate and config.eval_steps > 0
     stop_early = periodic and config.early_stopping_patience > 0
+    resumable = config.checkpoint_steps > 0
+    saving = stop_early or resumable
     args: dict[str, Any] = {
         "output_dir": scratch_dir,
         "learning_rate": config.learning_rate,
@@ -77,10 +83,10 @@ def training_args(config: TrainingConfig, scratch_dir: str, evaluate: bool) -> d
         "logging_steps": config.logging_steps,
         "eval_strategy": "steps" if periodic else "no",
         "eval_steps": config.eval_steps if periodic else None,
-        "save_strategy": "steps" if stop_early else "no",
-        "save_steps": config.eval_steps if stop_early else 500,
-        "save_total_limit": 1 if stop_early else None,
-        "save_only_model": stop_early,
+        "save_strategy": "steps" if saving else "no",
+        "save_steps": config.eval_steps if stop_early else (config.checkpoint_steps or 500),
+        "save_total_limit": 1 if saving else None,
+        "save_only_model": not resumable,
         "load_best_model_at_end": stop_early,
         "metric_for_best_model": config.best_metric if stop_early else None,
         "greater_is_better": config.greater_is_better if stop_early else None,
@@ -96,6 +102,45 @@ def training_args(config: TrainingConfig, scratch_dir: str, evaluate: bool) -> d
         "dataloader_num_workers": 0,
     }
     return args
+
+
+@contextlib.contextmanager
+def workspace(prefix: str, checkpoint_dir: str | os.PathLike[str] | None = None):
+    """The trainer's output_dir and the checkpoint to resume from, as (directory, path or None).
+
+    Without checkpoint_dir: a temporary directory, removed afterwards, and nothing to resume.
+    With it: that directory, kept (the caller removes it once the model is saved), and its
+    latest `checkpoint-N` folder when an earlier try left one there.
+    """
+    if checkpoint_dir is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as scratch_dir:
+            yield scratch_dir, None
+        return
+    directory = str(checkpoint_dir)
+    os.makedirs(directory, exist_ok=True)
+    step = checkpoint_step(directory)
+    yield directory, os.path.join(directory, f"checkpoint-{step}") if step is not None else None
+
+
+def checkpoint_step(checkpoint_dir: str | os.PathLike[str]) -> int | None:
+    """The step of the latest complete resumable checkpoint in checkpoint_dir, or None.
+
+    Trainer writes a checkpoint's trainer_state.json after its weights and optimizer: a
+    folder without it (a process killed while saving) is passed over, as is one saved
+    without optimizer state (early stopping's best-model copies with checkpoint_steps 0).
+    """
+    try:
+        names = os.listdir(checkpoint_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    steps = []
+    for name in names:
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        folder = os.path.join(checkpoint_dir, name)
+        if match and all(os.path.isfile(os.path.join(folder, part))
+                         for part in ("trainer_state.json", "optimizer.pt")):
+            steps.append(int(match.group(1)))
+    return max(steps, default=None)
 
 
 def early_stopping(config: TrainingConfig, evaluate: bool) -> list:
@@ -153,6 +198,7 @@ def train_policy(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune the causal LM at model_path with a TRL trainer; save it unless stopped.
 
@@ -160,7 +206,8 @@ def train_policy(
     evaluate) builds its config. Rows go in unchanged: extra keys (id, prompt_id, ...) survive
     tokenization and are dropped by Trainer's remove_unused_columns before collation. Given a
     path, trainers that need a reference model load a second, frozen copy of the checkpoint;
-    with LoRA the reference is the policy with its adapters switched off.
+    with LoRA the reference is the policy with its adapters switched off. checkpoint_dir: see
+    `workspace` (training resumes from the checkpoint an earlier try left there).
     """
     output_dir = str(output_dir)
     if should_stop is not None and should_stop():
@@ -180,7 +227,7 @@ def train_policy(
     # Trainer insists on an output_dir and may write into it; keep that out of the real
     # output directory so a cancelled run leaves nothing behind there.
     name = trainer.removesuffix("Trainer").lower()
-    with tempfile.TemporaryDirectory(prefix=f"preflab-{name}-") as scratch_dir:
+    with workspace(f"preflab-{name}-", checkpoint_dir) as (scratch_dir, resume_from):
         run = getattr(trl, trainer)(
             model=str(model_path),
             args=trl_config(scratch_dir, evaluate),
@@ -190,7 +237,7 @@ def train_policy(
             callbacks=[callback, *early_stopping(config, evaluate)],
             peft_config=lora_config(config),
         )
-        train_metrics, eval_metrics, steps = fit(run, callback, evaluate)
+        train_metrics, eval_metrics, steps = fit(run, callback, evaluate, resume_from)
         if callback.stopped:
             return TrainResult(
                 output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps

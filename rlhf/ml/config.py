@@ -222,6 +222,11 @@ class TrainingConfig(_ConfigMixin):
         metadata={"help": "Stop after this many evaluations without improvement; 0: never."},
     )
     seed: int = field(default=42, metadata={"help": "Seed for data order, dropout and init."})
+    checkpoint_steps: int = field(
+        default=100,
+        metadata={"help": "Save a resumable checkpoint (weights and optimizer) every this many "
+                  "steps; retrying a failed run resumes from the last one. 0: never."},
+    )
     logging_steps: int = field(
         default=1, metadata={"help": "Report training metrics every this many optimizer steps."}
     )
@@ -283,6 +288,10 @@ class TrainingConfig(_ConfigMixin):
             f"logging_steps must be at least 1, got {self.logging_steps}",
         )
         _check(self.eval_steps >= 0, f"eval_steps must be 0 or more, got {self.eval_steps}")
+        _check(
+            self.checkpoint_steps >= 0,
+            f"checkpoint_steps must be 0 or more, got {self.checkpoint_steps}",
+        )
         _check(
             self.early_stopping_patience >= 0,
             f"early_stopping_patience must be 0 or more, got {self.early_stopping_patience}",

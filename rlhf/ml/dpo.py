@@ -76,6 +76,7 @@ def train(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> DPOResult:
     """Train the policy at model_path with DPO and save it to output_dir unless stopped."""
     config.validate()
@@ -87,5 +88,5 @@ def train(
         config, train_rows, eval_rows, "DPOTrainer",
         lambda scratch_dir, evaluate: _dpo_config(config, scratch_dir, evaluate),
         model_path=model_path, output_dir=output_dir, on_metrics=on_metrics,
-        should_stop=should_stop, on_progress=on_progress,
+        should_stop=should_stop, on_progress=on_progress, checkpoint_dir=checkpoint_dir,
     )

@@ -65,6 +65,7 @@ def train(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train the policy at model_path with KTO and save it to output_dir unless stopped."""
     config.validate()  # refuses a batch size of 1 too: KTO's KL term needs the batch's others
@@ -92,4 +93,5 @@ def train(
         on_metrics=on_metrics,
         should_stop=should_stop,
         on_progress=on_progress,
+        checkpoint_dir=checkpoint_dir,
     )

@@ -19,13 +19,19 @@ when set) and logged with an `eval_` prefix: `eval_reward` is the reward on unse
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback
-from .common import TrainResult, load_tokenizer, lora_config, save_trained, training_args
+from .common import (
+    TrainResult,
+    load_tokenizer,
+    lora_config,
+    save_trained,
+    training_args,
+    workspace,
+)
 from .config import OnlineRunConfig
 
 Row = dict[str, Any]
@@ -127,6 +133,7 @@ def train(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> OnlineResult:
     """Train the policy at model_path against the reward model; save it unless stopped.
 
@@ -174,7 +181,7 @@ def train(
     eval_dataset = Dataset.from_list(list(held_out)) if held_out else None
     trainer_class = GRPOTrainer if algorithm == "grpo" else RLOOTrainer
 
-    with tempfile.TemporaryDirectory(prefix=f"preflab-{algorithm}-") as scratch_dir:
+    with workspace(f"preflab-{algorithm}-", checkpoint_dir) as (scratch_dir, resume_from):
         args = _trl_config(config, algorithm, scratch_dir, evaluate=eval_dataset is not None)
         # Given a path, TRL loads the policy and, with beta > 0, a frozen second copy as the
         # reference (with LoRA: the policy with its adapters switched off).
@@ -189,7 +196,9 @@ def train(
             callbacks=[callback],
             peft_config=lora_config(config),
         )
-        train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
+        train_metrics, eval_metrics, steps = fit(
+            trainer, callback, eval_dataset is not None, resume_from
+        )
         counts = {"train_prompts": len(kept), "skipped_prompts": len(train_rows) - len(kept)}
         if callback.stopped:
             return OnlineResult(

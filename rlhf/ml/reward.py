@@ -9,13 +9,19 @@ at inference is the same number the trainer saw for that text.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .callbacks import MetricsFn, ProgressFn, StopFn, fit, make_metrics_callback
-from .common import TrainResult, early_stopping, lora_config, save_trained, training_args
+from .common import (
+    TrainResult,
+    early_stopping,
+    lora_config,
+    save_trained,
+    training_args,
+    workspace,
+)
 from .config import RewardRunConfig
 from .dpo import check_rows
 
@@ -235,6 +241,7 @@ def train(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> RewardResult:
     """Train a reward model from the policy at model_path; save it to output_dir unless stopped."""
     config.validate()
@@ -271,7 +278,7 @@ def train(
     train_dataset = Dataset.from_list(kept)
     eval_dataset = Dataset.from_list(held_out) if held_out else None
 
-    with tempfile.TemporaryDirectory(prefix="preflab-reward-") as scratch_dir:
+    with workspace("preflab-reward-", checkpoint_dir) as (scratch_dir, resume_from):
         args = _reward_config(config, scratch_dir, evaluate=eval_dataset is not None)
         trainer = RewardTrainer(
             model=model,
@@ -282,7 +289,9 @@ def train(
             callbacks=[callback, *early_stopping(config, eval_dataset is not None)],
             peft_config=lora_config(config, task_type="SEQ_CLS"),
         )
-        train_metrics, eval_metrics, steps = fit(trainer, callback, eval_dataset is not None)
+        train_metrics, eval_metrics, steps = fit(
+            trainer, callback, eval_dataset is not None, resume_from
+        )
         if callback.stopped:
             return RewardResult(
                 output_dir=output_dir, train_metrics=train_metrics, stopped=True, steps=steps,

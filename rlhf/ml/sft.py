@@ -88,6 +88,7 @@ def train(
     on_metrics: MetricsFn | None = None,
     should_stop: StopFn | None = None,
     on_progress: ProgressFn | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune the policy at model_path on the rows; save it to output_dir unless stopped."""
     config.validate()
@@ -109,4 +110,5 @@ def train(
         on_metrics=on_metrics,
         should_stop=should_stop,
         on_progress=on_progress,
+        checkpoint_dir=checkpoint_dir,
     )

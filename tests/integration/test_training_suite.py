@@ -350,14 +350,15 @@ def test_a_killed_worker_leaves_a_failed_run_that_a_new_worker_does_not_restart(
     workers, worker, tiny_model_dir
 ):
     from rlhf import tasks
+    from rlhf.ml.common import checkpoint_step
 
     project, base, _ = annotated_project(tiny_model_dir, slug="suite-kill")
     config = DPORunConfig(max_steps=500, per_device_train_batch_size=2, eval_fraction=0.0,
-                          max_length=64)
+                          max_length=64, checkpoint_steps=3)
     run = services.launch_run(project, config, base)
-    wait_for(lambda: TrainingRun.objects.filter(pk=run.pk, progress_step__gte=1).exists()
+    wait_for(lambda: checkpoint_step(runner.checkpoint_dir(run.pk))
              or TrainingRun.objects.get(pk=run.pk).status in FINISHED, 180,
-             message="the first step")
+             message="the first checkpoint")
     run.refresh_from_db()
     assert run.status == "running", f"{run.error}\n{worker.output()}"
 
@@ -383,3 +384,24 @@ def test_a_killed_worker_leaves_a_failed_run_that_a_new_worker_does_not_restart(
     run.refresh_from_db()
     assert run.status == "failed" and run.started_at == started_at
     assert not ModelVersion.objects.exclude(pk=base.pk).exists()
+
+    # Asked to retry, it resumes from the last checkpoint the killed worker saved, on the
+    # same snapshot, and logs from the step after it (the new judgements do not count).
+    step = runner.resume_point(run)
+    assert step and step % 3 == 0 and step <= run.progress_step
+    retry = services.retry_run(run)
+    assert retry.resumed_from == run
+    wait_for(lambda: RunMetric.objects.filter(run=retry).exists()
+             or TrainingRun.objects.get(pk=retry.pk).status in FINISHED, 180,
+             message="the resumed run's first step")
+    retry.refresh_from_db()
+    assert retry.status == "running", f"{retry.error}\n{log_text(new_worker)}"
+    assert retry.resumed_at_step == step and retry.snapshot_id == run.snapshot_id
+    assert min(RunMetric.objects.filter(run=retry).values_list("step", flat=True)) == step + 1
+    assert runner.resume_point(run) is None  # the checkpoint moved to the retry
+    services.request_cancel(retry)
+    wait_for(lambda: TrainingRun.objects.get(pk=retry.pk).status in FINISHED, 60,
+             message="the resumed run to stop")
+    retry.refresh_from_db()
+    assert retry.status == "cancelled"
+    assert not runner.checkpoint_dir(retry.pk).exists()  # a cancelled run keeps none

@@ -130,3 +130,55 @@ def test_it_rejects_rows_trl_would_misread(tmp_path, preference_pairs):
             train(DPORunConfig(), [bad], [], model_path="unused", output_dir=tmp_path / "o")
     with pytest.raises(ValueError, match="at least one training preference pair"):
         train(DPORunConfig(), [], [row], model_path="unused", output_dir=tmp_path / "o")
+
+
+def test_a_run_stopped_after_a_checkpoint_resumes_there_and_ends_where_an_unbroken_run_does(
+    ml_base_model, tmp_path, preference_pairs
+):
+    import torch
+
+    from rlhf.ml.common import checkpoint_step
+
+    config = DPORunConfig(max_steps=6, per_device_train_batch_size=2, learning_rate=1e-3,
+                          checkpoint_steps=2)
+    checkpoints = tmp_path / "checkpoints"
+    steps = []
+    # The first try dies after step 3 (a worker killed then would stop at the same place).
+    first = train(
+        config, preference_pairs, [], model_path=ml_base_model[0],
+        output_dir=tmp_path / "first", checkpoint_dir=checkpoints,
+        should_stop=lambda: bool(steps) and steps[-1] >= 3,
+        on_progress=lambda step, total: steps.append(step),
+    )
+    assert first.stopped and first.steps == 3
+    assert checkpoint_step(checkpoints) == 2
+    assert checkpoint_step(tmp_path / "nowhere") is None
+
+    logged = []
+    resumed = train(
+        config, preference_pairs, [], model_path=ml_base_model[0],
+        output_dir=tmp_path / "resumed", checkpoint_dir=checkpoints,
+        on_metrics=lambda step, values: logged.append(step),
+    )
+    assert not resumed.stopped and resumed.steps == 6
+    assert sorted({step for step in logged if step <= 6}) == [3, 4, 5, 6]  # not 1 and 2 again
+
+    unbroken = train(config, preference_pairs, [], model_path=ml_base_model[0],
+                     output_dir=tmp_path / "unbroken")
+    a, b = state_dict(resumed.output_dir), state_dict(unbroken.output_dir)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert any(not torch.equal(a[k], state_dict(ml_base_model[0])[k]) for k in a)
+
+
+def test_it_saves_no_optimizer_state_without_checkpoint_steps():
+    from rlhf.ml.common import training_args
+
+    args = training_args(DPORunConfig(checkpoint_steps=0), "/tmp/x", evaluate=False)
+    assert args["save_strategy"] == "no"
+    args = training_args(DPORunConfig(checkpoint_steps=7), "/tmp/x", evaluate=False)
+    assert (args["save_strategy"], args["save_steps"], args["save_total_limit"],
+            args["save_only_model"]) == ("steps", 7, 1, False)
+    early = DPORunConfig(checkpoint_steps=7, eval_steps=3, early_stopping_patience=2)
+    args = training_args(early, "/tmp/x", evaluate=True)
+    assert args["save_steps"] == 3 and args["load_best_model_at_end"]
+    assert not args["save_only_model"]
