@@ -165,6 +165,24 @@ def _phone_matches(text: str) -> Iterable[Span]:
             yield Span("PHONE", m.start, m.end)
 
 
+# A local number without area code ("555-1234") is a phone only where the text says so.
+PHONE_CUE = re.compile(
+    r"(?:\bcall(?: me)?(?: back)?(?: at| on)?|\bphone(?: number)?(?: is)?|\btel|"
+    r"\btelephone|\bmobile(?: number)?(?: is)?|\bcell(?: number)?(?: is)?|"
+    r"\btext me(?: at| on)?|\bsms|\bwhatsapp|\breach me(?: at| on)?|\bring me(?: at| on)?|"
+    r"\bfax|\blandline|\bmy (?:phone |mobile |cell |home |work )?number(?: is)?|"
+    r"\bnummer(?: ist)?|\bnuméro|\btéléphone|\bteléfono|\btelefono|\bhandy)[\s:.,-]*$",
+    re.IGNORECASE,
+)
+LOCAL_PHONE_RE = re.compile(r"(?<![\w.,/+-])\d{3}[-. ]\d{4}(?![\w-]|[.,]\d)")
+
+
+def _spans_local_phone(text: str) -> Iterable[Span]:
+    for m in LOCAL_PHONE_RE.finditer(text):
+        if PHONE_CUE.search(text[max(0, m.start() - 30) : m.start()]):
+            yield Span("PHONE", m.start(), m.end())
+
+
 def _known_patterns(names: Iterable[str]) -> list[tuple[str, re.Pattern]]:
     """Compile the conversation's known customer fields into typed patterns."""
     out: list[tuple[str, re.Pattern]] = []
@@ -612,9 +630,43 @@ def _spans_name(text: str) -> Iterable[Span]:
             yield Span("NAME", start, end)
 
 
+# Self-introductions, greetings and sign-offs typed in lower case ("my name is john smith").
+LOWER_CUE = re.compile(
+    r"(?:\bmy name is|\bmy name's|\bname:|\bthis is|\bi'?m|\bi am|\bit'?s|\bhi|\bhello|"
+    r"\bhey|\bdear|\bthanks|\bthank you|\bthx|\bcheers|\bregards|\bme llamo|"
+    r"\bmi nombre es|\bje m'appelle|\bje suis|\bich heiße|\bich heisse|\bich bin|"
+    r"\bmi chiamo|\bsono|\bmijn naam is|\bik ben|\bmeu nome é)[\s,:.!-]*$",
+    re.IGNORECASE,
+)
+
+
+def _spans_lower_name(text: str) -> Iterable[Span]:
+    """Lower-case names after a cue: a known given name that is no everyday word, plus the
+    given names or surnames typed right after it."""
+    first, last = _gazetteer()
+    stop, ambiguous = _word_lists()
+    tokens = list(NAME_TOKEN.finditer(text))
+    for i, m in enumerate(tokens):
+        word = m.group()
+        folded = _fold(word)
+        if (len(word) < 2 or not word[0].islower() or folded in stop or folded in ambiguous
+                or folded not in first):
+            continue
+        if not LOWER_CUE.search(text[max(0, m.start() - 30) : m.start()]):
+            continue
+        end = m.end()
+        for following in tokens[i + 1 : i + 3]:
+            part = _fold(following.group())
+            if (text[end : following.start()] != " " or not following.group()[0].islower()
+                    or part in stop or not (part in first or part in last)):
+                break
+            end = following.end()
+        yield Span("NAME", m.start(), end)
+
+
 DETECTORS = [
-    _spans_email, _spans_url, _spans_card, _spans_iban, _spans_phone, _spans_date, _spans_address,
-    _spans_name,
+    _spans_email, _spans_url, _spans_card, _spans_iban, _spans_phone, _spans_local_phone,
+    _spans_date, _spans_address, _spans_name, _spans_lower_name,
 ]  # fmt: skip
 
 

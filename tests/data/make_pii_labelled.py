@@ -213,6 +213,31 @@ Ticket opened {DATE:Jan 15, 2024} at {TIME:16:45}.
 Am {DATE:15. März 2024} habe ich angerufen.
 Le {DATE:3 mars 2024} j'ai reçu un colis vide.
 El {DATE:12 de marzo de 2024} hice el pedido.
+hi, my name is {NAME:john smith} and my parcel never came
+this is {NAME:maria} from the billing team, following up
+i'm {NAME:sarah}, the order was for my mum
+thanks {NAME:chris}, that fixed it
+hey it's {NAME:alex} again, still no refund
+name: {NAME:peter novak}
+me llamo {NAME:lucía} y no puedo entrar
+you can call me at {PHONE:555-1234} after lunch
+my number is {PHONE:555 0199}, text me when it ships
+phone: {PHONE:867-5309}
+ring me on {PHONE:020 7946 0018} tomorrow
+order number 555-1234 is missing a strap
+tracking 123-4567 hasn't moved for a week
+i'm sorry to bother you again
+this is ridiculous, third time asking
+i'm happy with the tent but the poles are bent
+hi there, quick question about sizes
+thanks again for the help
+i'm still waiting on my refund
+this is my second order this month
+i am writing about the jacket
+hello team, the zip broke
+i'm done with this, cancel it
+the item code is 334-2211 on the label
+room 12, building 3, call ext. 4412 if needed
 """
 
 # Written after the scrubber was tuned on the lines above and never tuned on: a held-out check.
@@ -248,6 +273,33 @@ I paid {CARD:3714 496353 98431} on the Amex.
 It's {NAME:Aisha}, I called earlier about the broken screen.
 The Summer Collection price dropped by 20%.
 June and July are our busiest months.
+hello, this is {NAME:daniel} again about ticket 4471
+my name is {NAME:emma wilson}, order placed last week
+thanks {NAME:olivia}!! you're a star
+i am {NAME:thomas} and i bought the blue backpack
+hey, {NAME:sophie} here, can you check my refund
+je m'appelle {NAME:camille} et mon colis est perdu
+ich heiße {NAME:lukas} und mein paket ist kaputt
+cheers, {NAME:liam}
+please call me on {PHONE:555 8821} before 6
+text me at {PHONE:555-7742} when it's ready
+my cell is {PHONE:392-1180}
+reach me at {PHONE:555.3020} thanks
+my work number is {PHONE:555-9090}
+i'm not happy with the delivery at all
+this is the second time the zip broke
+i'm looking for a bigger size
+hi again, any update?
+thanks so much for the quick reply
+i am extremely disappointed
+the code 555-1234 didn't work at checkout
+invoice 220-1844 was charged twice
+it's been two weeks now
+hello? is anyone there
+i'm an existing customer
+this is urgent please
+size chart says 170-1800 mm which is confusing
+call center said 3 to 5 days
 """
 
 
