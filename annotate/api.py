@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.db.models import Prefetch
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.pagination import PageNumberPagination, paginate
@@ -290,13 +290,7 @@ def export(request, slug: str, format: ExportFormat = "jsonl", annotator_weights
     """The rows `manage.py export_preferences` writes: jsonl as is; csv flattens the messages;
     parquet and datasets (a zipped `save_to_disk` folder) keep them nested."""
     project = get_project(request, slug, ENGINEER, MANAGER)
-    content_type, extension = exporting.MEDIA[format]
-    body = exporting.stream(project, format, annotator_weights=annotator_weights)
-    response = StreamingHttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = (
-        f'attachment; filename="{project.slug}-preferences.{extension}"'
-    )
-    return response
+    return exporting.download(project, format, annotator_weights=annotator_weights)
 
 
 # --- ingestion of production conversations ----------------------------------------------

@@ -174,3 +174,17 @@ def stream(project, fmt, annotator_weights=False, chunk_size=1 << 16):
         spool.seek(0)
         while chunk := spool.read(chunk_size):
             yield chunk
+
+
+def download(project, fmt, annotator_weights=False):
+    """The export as a streamed attachment named <slug>-preferences.<extension>."""
+    from django.http import StreamingHttpResponse
+
+    content_type, extension = MEDIA[fmt]
+    response = StreamingHttpResponse(
+        stream(project, fmt, annotator_weights=annotator_weights), content_type=content_type
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="{project.slug}-preferences.{extension}"'
+    )
+    return response

@@ -63,13 +63,17 @@ def _optional_text(value, name):
     return value
 
 
+def _refuse_unknown(obj, known, prefix):
+    unknown = set(obj) - known
+    if unknown:
+        raise ValueError(f"{prefix}unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+
+
 def _clean(row):
     """Return the conversation's fields checked and normalised (texts still raw)."""
     if not isinstance(row, dict):
         raise ValueError("must be an object")
-    unknown = set(row) - FIELDS
-    if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    _refuse_unknown(row, FIELDS, "")
     external_id = row.get("external_id")
     if not isinstance(external_id, str) or not external_id.strip():
         raise ValueError("external_id must be a non-empty string")
@@ -101,9 +105,7 @@ def _clean(row):
     feedback = row.get("feedback") or {}
     if not isinstance(feedback, dict):
         raise ValueError("feedback must be an object or null")
-    unknown = set(feedback) - FEEDBACK_FIELDS
-    if unknown:
-        raise ValueError(f"feedback has unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+    _refuse_unknown(feedback, FEEDBACK_FIELDS, "feedback has ")
     thumb = feedback.get("thumb")
     if thumb not in (None, *THUMBS):
         raise ValueError("feedback.thumb must be 'up', 'down' or null")

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Avg, Count
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -123,13 +123,7 @@ def project_export(request, slug):
     if fmt not in exporting.FORMATS:
         return HttpResponse(f"Unknown format; use one of {', '.join(exporting.FORMATS)}.",
                             status=400, content_type="text/plain; charset=utf-8")
-    content_type, extension = exporting.MEDIA[fmt]
-    body = exporting.stream(project, fmt, annotator_weights=weights)
-    response = StreamingHttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = (
-        f'attachment; filename="{project.slug}-preferences.{extension}"'
-    )
-    return response
+    return exporting.download(project, fmt, annotator_weights=weights)
 
 
 def _work_context(request, project, assignment, notice=None, undo=None):
