@@ -17,7 +17,7 @@ from annotate.importing import create_item
 from annotate.ingestion import PRODUCTION
 from annotate.models import UNSCORED_MARGIN, Candidate, Conversation, Item, Project, Prompt
 
-from .ml.config import RUN_CONFIGS, SampleConfig
+from .ml.config import ONLINE_METHODS, RUN_CONFIGS, TRAINER_MODULES, SampleConfig
 from .models import DatasetSnapshot, GenerationJob, ModelVersion, RunMetric, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -25,16 +25,6 @@ log = logging.getLogger(__name__)
 # Reading the cancel flag every step costs a query; once a second is within one step anyway.
 CANCEL_POLL_SECONDS = 1.0
 
-# The rlhf.ml module that trains each method; every method but the reward model makes a policy.
-TRAINERS = {
-    TrainingRun.Method.REWARD: "reward",
-    TrainingRun.Method.DPO: "dpo",
-    TrainingRun.Method.GRPO: "online",
-    TrainingRun.Method.RLOO: "online",
-    TrainingRun.Method.SFT: "sft",
-    TrainingRun.Method.KTO: "kto",
-}
-ONLINE = (TrainingRun.Method.GRPO, TrainingRun.Method.RLOO)
 # What a run says when its data is empty, per snapshot kind.
 NO_DATA = {
     DatasetSnapshot.Kind.PREFERENCE: "No preference pairs to train on yet: annotate some items",
@@ -214,11 +204,11 @@ def _train(run, run_log):
     run_id = run.pk
     log.info("%s of %s started from %s", run, run.project.slug, run.base_model)
     try:
-        if run.method not in TRAINERS:
+        if run.method not in TRAINER_MODULES:
             raise ValueError(f"Unknown training method {run.method!r}")
         config = RUN_CONFIGS[run.method].from_dict(run.config)
         extra = {}
-        if run.method in ONLINE:
+        if run.method in ONLINE_METHODS:
             reward_model = reward_model_for(run.project, config)
             extra = {"reward_model_path": reward_model.source, "algorithm": run.method}
         kind = METHOD_KINDS[run.method]
@@ -232,7 +222,7 @@ def _train(run, run_log):
                 f"{NO_DATA[kind]} ({snapshot.rows} rows in the project, "
                 f"{len(eval_rows)} held out)."
             )
-        trainer = importlib.import_module(f"rlhf.ml.{TRAINERS[run.method]}")
+        trainer = importlib.import_module(f"rlhf.ml.{TRAINER_MODULES[run.method]}")
         output_dir = Path(settings.PREFLAB_MODELS_DIR) / "runs" / f"run-{run_id}"
         log.info("snapshot %s: %s train / %s held-out rows", snapshot.sha256[:12],
                  len(train_rows), len(eval_rows))

@@ -1,4 +1,7 @@
-"""Command-line entry point: python -m rlhf.ml {build-base,dpo,reward,generate}."""
+"""Command-line entry point, no Django needed.
+
+python -m rlhf.ml {build-base,reward,dpo,grpo,rloo,sft,kto,generate} --help
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,17 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import DPO_LOSS_TYPES, BaseModelConfig, DPORunConfig, RewardRunConfig, SampleConfig
+from .config import (
+    APP_ONLY_FIELDS,
+    ONLINE_METHODS,
+    PRESETS,
+    RUN_CONFIGS,
+    TRAINER_MODULES,
+    BaseModelConfig,
+    SampleConfig,
+    option_fields,
+    parse_bool,
+)
 
 
 def _progress_printer():
@@ -46,54 +59,107 @@ def cmd_build_base(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_on_preferences(args: argparse.Namespace, config, train) -> int:
-    """Split a JSONL of preference rows by prompt, train, print metrics as JSON lines."""
+# Short spellings kept from the first CLI, next to the generated --<setting> options.
+ALIASES = {
+    "learning_rate": "--lr",
+    "num_train_epochs": "--epochs",
+    "per_device_train_batch_size": "--batch-size",
+}
+# What each method's --data file holds, one JSON object per line.
+DATA_HELP = {
+    "reward": "JSONL of {prompt, chosen, rejected} rows",
+    "dpo": "JSONL of {prompt, chosen, rejected} rows",
+    "sft": "JSONL of {prompt, completion} rows",
+    "kto": "JSONL of {prompt, completion, label} rows (label true: a good answer)",
+    "grpo": "JSONL of {prompt} rows (message lists ending with a user turn)",
+    "rloo": "JSONL of {prompt} rows (message lists ending with a user turn)",
+}
+METHOD_HELP = {
+    "reward": "train a reward model on preference pairs (trl.RewardTrainer)",
+    "dpo": "run DPO on preference pairs (trl.DPOTrainer)",
+    "sft": "supervised fine-tuning on prompt-completion rows (trl.SFTTrainer)",
+    "kto": "KTO on unpaired good/bad answers (trl.KTOTrainer)",
+    "grpo": "online RL scored by a reward model (trl.GRPOTrainer)",
+    "rloo": "online RL scored by a reward model (trl.RLOOTrainer)",
+}
+def cmd_train(args: argparse.Namespace) -> int:
+    """Split a JSONL of rows by prompt, train one method, print metrics as JSON lines."""
+    import importlib
+
     from .data import read_jsonl, split_by_prompt
 
+    method = args.method
+    values = dict(PRESETS[method][args.preset]["values"]) if args.preset else {}
+    values.update(_overrides(args, args.settings))
+    config = RUN_CONFIGS[method].from_dict(values)
     rows = read_jsonl(args.data)
     train_rows, eval_rows = split_by_prompt(rows, config.eval_fraction, config.seed)
-    print(f"{len(train_rows)} train / {len(eval_rows)} eval pairs", file=sys.stderr)
+    print(f"{len(train_rows)} train / {len(eval_rows)} held-out rows", file=sys.stderr)
 
     def on_metrics(step: int, metrics: dict[str, float]) -> None:
         print(json.dumps({"step": step, **metrics}), flush=True)
 
-    result = train(
+    extra = {}
+    if method in ONLINE_METHODS:
+        extra = {"reward_model_path": args.reward_model, "algorithm": method}
+    trainer = importlib.import_module(f"rlhf.ml.{TRAINER_MODULES[method]}")
+    result = trainer.train(
         config,
         train_rows,
         eval_rows,
         model_path=args.model,
         output_dir=args.out,
         on_metrics=on_metrics,
+        checkpoint_dir=args.checkpoint_dir,
+        **extra,
     )
+    if args.checkpoint_dir:
+        _remove_checkpoints(args.checkpoint_dir)
     print(f"saved {result.output_dir} after {result.steps} steps", file=sys.stderr)
     return 0
 
 
-TRAINING_FIELDS = (
-    "learning_rate",
-    "num_train_epochs",
-    "max_steps",
-    "eval_fraction",
-    "per_device_train_batch_size",
-    "seed",
-    "max_length",
-)
+def _remove_checkpoints(directory: str) -> None:
+    """Once the model is saved its checkpoints are spent: remove the checkpoint-N folders (and
+    nothing else of a directory the user named), so that a later run with the same
+    --checkpoint-dir starts afresh instead of resuming a finished one."""
+    import shutil
+    from pathlib import Path
+
+    for folder in Path(directory).glob("checkpoint-*"):
+        if folder.is_dir():
+            shutil.rmtree(folder)
 
 
-def cmd_dpo(args: argparse.Namespace) -> int:
-    """Run DPO on a JSONL of conversational preference rows."""
-    from .dpo import train
-
-    config = DPORunConfig.from_dict(_overrides(args, ("beta", "loss_type", *TRAINING_FIELDS)))
-    return _train_on_preferences(args, config, train)
-
-
-def cmd_reward(args: argparse.Namespace) -> int:
-    """Train a reward model on a JSONL of conversational preference rows."""
-    from .reward import train
-
-    config = RewardRunConfig.from_dict(_overrides(args, TRAINING_FIELDS))
-    return _train_on_preferences(args, config, train)
+def _add_train_parser(sub, method: str) -> None:
+    parser = sub.add_parser(
+        method,
+        help=METHOD_HELP[method],
+        description=f"{METHOD_HELP[method][0].upper()}{METHOD_HELP[method][1:]}. Settings not "
+        "given come from --preset, else the defaults; metrics go to stdout as JSON lines.",
+    )
+    parser.add_argument("--data", required=True, help=DATA_HELP[method])
+    parser.add_argument("--model", required=True, help="policy directory or hub id to start from")
+    parser.add_argument("--out", required=True, help="directory to save the trained model into")
+    if method in ONLINE_METHODS:
+        parser.add_argument("--reward-model", required=True,
+                            help="reward-model directory (from the reward command) or hub id")
+    parser.add_argument("--preset", choices=sorted(PRESETS[method]),
+                        help="; ".join(f"{key}: {p['help']}" for key, p in PRESETS[method].items()))
+    parser.add_argument("--checkpoint-dir",
+                        help="keep resumable checkpoints here (every --checkpoint-steps): "
+                        "after an interruption, the same command resumes from the last one; "
+                        "they are removed once the model is saved")
+    group = parser.add_argument_group("settings")
+    fields = option_fields([RUN_CONFIGS[method]], exclude=APP_ONLY_FIELDS)
+    for name, (kind, help_text) in fields.items():
+        flags = ["--" + name.replace("_", "-")] + ([ALIASES[name]] if name in ALIASES else [])
+        if kind is bool:
+            group.add_argument(*flags, dest=name, type=parse_bool, metavar="{true,false}",
+                               help=help_text)
+        else:
+            group.add_argument(*flags, dest=name, type=kind, help=help_text)
+    parser.set_defaults(func=cmd_train, method=method, settings=tuple(fields))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -128,33 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int)
     build.set_defaults(func=cmd_build_base)
 
-    dpo = sub.add_parser("dpo", help="run DPO on preference pairs")
-    dpo.add_argument("--data", required=True, help="JSONL of {prompt, chosen, rejected} rows")
-    dpo.add_argument("--model", required=True, help="policy directory or hub id")
-    dpo.add_argument("--out", required=True, help="directory to save the trained policy into")
-    dpo.add_argument("--beta", type=float)
-    dpo.add_argument("--lr", dest="learning_rate", type=float)
-    dpo.add_argument("--loss-type", choices=DPO_LOSS_TYPES)
-    dpo.add_argument("--epochs", dest="num_train_epochs", type=float)
-    dpo.add_argument("--max-steps", type=int)
-    dpo.add_argument("--eval-fraction", type=float)
-    dpo.add_argument("--batch-size", dest="per_device_train_batch_size", type=int)
-    dpo.add_argument("--max-length", type=int)
-    dpo.add_argument("--seed", type=int)
-    dpo.set_defaults(func=cmd_dpo)
-
-    rm = sub.add_parser("reward", help="train a reward model on preference pairs")
-    rm.add_argument("--data", required=True, help="JSONL of {prompt, chosen, rejected} rows")
-    rm.add_argument("--model", required=True, help="base policy directory or hub id")
-    rm.add_argument("--out", required=True, help="directory to save the reward model into")
-    rm.add_argument("--lr", dest="learning_rate", type=float)
-    rm.add_argument("--epochs", dest="num_train_epochs", type=float)
-    rm.add_argument("--max-steps", type=int)
-    rm.add_argument("--eval-fraction", type=float)
-    rm.add_argument("--batch-size", dest="per_device_train_batch_size", type=int)
-    rm.add_argument("--max-length", type=int)
-    rm.add_argument("--seed", type=int)
-    rm.set_defaults(func=cmd_reward)
+    for method in RUN_CONFIGS:
+        _add_train_parser(sub, method)
 
     gen = sub.add_parser("generate", help="sample completions for prompts")
     gen.add_argument("--model", required=True, help="policy directory or hub id")

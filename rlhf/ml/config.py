@@ -1,10 +1,10 @@
-"""Configuration dataclasses for base-model building, DPO and reward runs, and sampling."""
+"""Configuration dataclasses for the base model, each training method and sampling; presets."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -488,6 +488,14 @@ RUN_CONFIGS: dict[str, type[TrainingConfig]] = {
     "kto": KTORunConfig,
 }
 
+# The rlhf.ml module that trains each method; every method but the reward model makes a policy.
+TRAINER_MODULES: dict[str, str] = {
+    "reward": "reward", "dpo": "dpo", "grpo": "online", "rloo": "online", "sft": "sft",
+    "kto": "kto",
+}
+# Methods that sample from the policy and score the samples with a trained reward model.
+ONLINE_METHODS: tuple[str, ...] = ("grpo", "rloo")
+
 
 # Starting points per method: a label, one help line, and the values they set (the rest stay
 # at the config's defaults). Every preset passes its config's validate() (tested).
@@ -571,6 +579,45 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                                 "use_lora": True, "max_length": 1024}},
     },
 }
+
+
+# Settings that only mean something inside the app: which rows a run's snapshot takes
+# (rlhf.snapshots) and which registry entry scores online RL. The file-based CLI reads its rows
+# ready-made and takes the reward model by path.
+APP_ONLY_FIELDS = frozenset(
+    {"min_agreement", "exclude_flagged", "only_reviewed", "min_annotator_weight",
+     "rating_threshold", "reward_model"}
+)
+
+
+def option_fields(
+    config_classes: Iterable[type[_ConfigMixin]], exclude: Iterable[str] = ()
+) -> dict[str, tuple[type, str]]:
+    """Every field of the given config classes, once: name -> (type of its default, help).
+
+    Command lines build one ``--name`` option per field from this, so a new setting shows up
+    in ``manage.py train`` and ``python -m rlhf.ml`` without further wiring.
+    """
+    skip = set(exclude)
+    seen: dict[str, tuple[type, str]] = {}
+    for config_class in config_classes:
+        defaults = config_class()
+        for f in dataclasses.fields(config_class):  # type: ignore[arg-type]
+            if f.name not in skip:
+                seen.setdefault(
+                    f.name, (type(getattr(defaults, f.name)), f.metadata.get("help", ""))
+                )
+    return seen
+
+
+def parse_bool(value: str) -> bool:
+    """A command-line true/false (1/0, yes/no, on/off), or ValueError."""
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def preset_config(method: str, preset: str) -> TrainingConfig:

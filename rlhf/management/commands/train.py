@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Project
 from rlhf import services
-from rlhf.ml.config import PRESETS, RUN_CONFIGS
+from rlhf.ml.config import PRESETS, RUN_CONFIGS, option_fields, parse_bool
 from rlhf.models import ModelVersion, TrainingRun
 
 
@@ -17,21 +17,7 @@ def _option(name):
 
 def _fields():
     """Every config field of every method, once: name -> (type of its default, help)."""
-    seen = {}
-    for config_class in RUN_CONFIGS.values():
-        defaults = config_class()
-        for f in dataclasses.fields(config_class):
-            seen.setdefault(f.name, (type(getattr(defaults, f.name)), f.metadata.get("help", "")))
-    return seen
-
-
-def _bool(value):
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    return option_fields(RUN_CONFIGS.values())
 
 
 class Command(BaseCommand):
@@ -54,7 +40,7 @@ class Command(BaseCommand):
         group = parser.add_argument_group("settings (each method uses its own; see the form)")
         for name, (kind, help_text) in sorted(_fields().items()):
             group.add_argument(_option(name), dest=name, default=None,
-                               type=_bool if kind is bool else kind, help=help_text)
+                               type=parse_bool if kind is bool else kind, help=help_text)
 
     def handle(self, *args, **options):
         method = options["method"]
