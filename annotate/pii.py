@@ -1,11 +1,14 @@
 """Scrub personal data from customer-support text before it is stored.
 
 `scrub(text)` replaces each PII span with a typed placeholder (`[EMAIL]`, `[PHONE]`, `[CARD]`,
-`[IBAN]`, `[URL]`, `[DATE]`, `[TIME]`, `[ADDRESS]`, `[NAME]`) and leaves every other character
-exactly as it was. `scrub_with_counts(text, names=...)` also returns a Counter per type and takes
-the conversation's known customer fields (names, e-mails, phones, account ids; an id becomes
-`[ID]`); `find(text, names=...)` returns the spans themselves,
-sorted and non-overlapping, so benches and tests can score them.
+`[IBAN]`, `[ID]`, `[IP]`, `[URL]`, `[DATE]`, `[TIME]`, `[ADDRESS]`, `[NAME]`) and leaves every
+other character exactly as it was. `[CARD]` covers card numbers and, after their cue, a card's
+expiry date and security code; `[ID]` covers US social security and UK National Insurance numbers
+and the numbers after an identity-document, tax, bank-account or customer-number cue.
+`scrub_with_counts(text, names=...)` also returns a Counter per type and takes the conversation's
+known customer fields (names, e-mails, phones, account ids; an id becomes `[ID]`);
+`find(text, names=...)` returns the spans themselves, sorted and non-overlapping, so benches and
+tests can score them.
 
 Everything runs offline and in-process: phone numbers through `phonenumbers` (libphonenumber),
 cards through a Luhn check and IBANs through their mod-97 check (`python-stdnum`), dates, times,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import ipaddress
 import re
 import unicodedata
 from collections import Counter
@@ -31,6 +35,7 @@ from typing import NamedTuple
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
+from stdnum.us import ssn as us_ssn
 
 
 class Span(NamedTuple):
@@ -46,6 +51,8 @@ PRIORITY = {
     "KNOWN": 90,
     "IBAN": 80,
     "CARD": 75,
+    "ID": 70,
+    "IP": 65,
     "DATE": 60,
     "TIME": 55,
     "PHONE": 50,
@@ -125,8 +132,8 @@ def _spans_iban(text: str) -> Iterable[Span]:
 def _phone_like(text: str, start: int, end: int) -> bool:
     """Reject short codes, IP addresses and version strings that libphonenumber accepts."""
     raw = text[start:end]
-    if sum(c.isdigit() for c in raw) < 7:
-        return False
+    if sum(c.isdigit() for c in raw) < 7 or SSN_RE.fullmatch(raw):
+        return False  # too short, or written like a US social security number (3-2-4)
     if re.fullmatch(r"[\d.]+", raw) and "." in raw:
         # Dots only: "06.12.34.56.78" and "555.123.4567" are phones; "1.2.3" and IPs are not.
         groups = raw.split(".")
@@ -181,6 +188,104 @@ def _spans_local_phone(text: str) -> Iterable[Span]:
     for m in LOCAL_PHONE_RE.finditer(text):
         if PHONE_CUE.search(text[max(0, m.start() - 30) : m.start()]):
             yield Span("PHONE", m.start(), m.end())
+
+
+# A card's expiry date and security code are card data too, where the text says what they are.
+CARD_EXTRA_CUE = re.compile(
+    r"(?:\b(?P<code>cvv2?|cvc2?|cv2|csc|security code|card verification(?: code| value)?|"
+    r"prüfnummer|cryptogramme)|"
+    r"\b(?P<expiry>exp(?:iry|ires|iration)?(?: date)?|valid (?:thru|through|until)|gültig bis|"
+    r"date d'expiration|caducidad))(?: is| was|:)?[\s:.#-]*$",
+    re.IGNORECASE,
+)
+CARD_EXTRA_RE = re.compile(
+    r"(?<![\w/.-])(?:(?P<expiry>(?:0?[1-9]|1[0-2]) ?/ ?(?:\d{2}|20\d{2}))|(?P<code>\d{3,4}))"
+    r"(?![\w/]|[.,]\d)"
+)
+
+
+def _spans_card_extra(text: str) -> Iterable[Span]:
+    for m in CARD_EXTRA_RE.finditer(text):
+        cue = CARD_EXTRA_CUE.search(text[max(0, m.start() - 30) : m.start()])
+        if cue and (cue.group("code") and m.group("code") or cue.group("expiry") and
+                    m.group("expiry")):
+            yield Span("CARD", m.start(), m.end())
+
+
+# Identifiers of one person: US social security numbers (stdnum's checks, which refuse the
+# reserved and advertised ones), UK National Insurance numbers, and numbers that follow a cue
+# naming an identity document, tax or bank account, or a customer/member number.
+SSN_RE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+NINO_RE = re.compile(
+    r"(?<!\w)(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2}"
+    r" ?[A-D](?!\w)"
+)
+ID_CUE = re.compile(
+    r"(?:\bsocial security(?: number| no\.?)?|\bssn|\bpassport(?: number| no\.?)?|"
+    r"\b(?:driver'?s?|driving) licen[cs]e(?: number| no\.?)?|"
+    r"\bnational (?:id|insurance)(?: card)?(?: number| no\.?)?|\bni number|"
+    r"\bid(?: card)? (?:number|no\.?)|\btax (?:id|number|code|reference)|\butr|"
+    r"\bsteuer-?id|\bsteuernummer|\bpersonalausweis(?:nummer)?|\bdni|\bnif|"
+    r"\bcodice fiscale|\bnuméro fiscal|\bsécurité sociale|"
+    r"\b(?:bank )?account (?:number|no\.?|#)|\bacct(?:\.|ount)? ?(?:no\.?|number|#)?|"
+    r"\bsort code|\brouting (?:number|no\.?)|\bkontonummer|"
+    r"\b(?:member(?:ship)?|customer|loyalty card) (?:number|no\.?|id))"
+    r"(?: is| was|:)?[\s:#.-]*$",
+    re.IGNORECASE,
+)
+# After a cue: one token holding a digit in its first part ("X1234567", "12-34-56", "C-448812",
+# "123 45 6789"), or a National Insurance number of any prefix ("QQ 12 34 56 C").
+ID_VALUE_RE = re.compile(
+    r"(?<![\w-])(?:[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]|"
+    r"(?=[A-Z]*-?\d)[A-Z0-9]+(?:-[A-Z0-9]+)*(?: \d+)*)(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def _spans_id(text: str) -> Iterable[Span]:
+    for m in SSN_RE.finditer(text):
+        if us_ssn.is_valid(m.group()):
+            yield Span("ID", m.start(), m.end())
+    for m in NINO_RE.finditer(text):
+        yield Span("ID", m.start(), m.end())
+    for m in ID_VALUE_RE.finditer(text):
+        value = m.group()
+        alnum = sum(c.isalnum() for c in value)
+        if sum(c.isdigit() for c in value) >= 4 and 5 <= alnum <= 24 and ID_CUE.search(
+            text[max(0, m.start() - 40) : m.start()]
+        ):
+            yield Span("ID", m.start(), m.end())
+
+
+# IP addresses identify a subscriber (personal data under the GDPR). A dotted quad after a
+# version cue ("version 1.2.3.4", "v10.0.0.1") is a version, not an address.
+IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+IPV6_RE = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+VERSION_CUE = re.compile(
+    r"(?:\bv|\bversion|\bver\.?|\brelease|\bbuild|\bfirmware|\bupdate(?:d)? to)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _spans_ip(text: str) -> Iterable[Span]:
+    for m in IPV4_RE.finditer(text):
+        if VERSION_CUE.search(text[max(0, m.start() - 12) : m.start()]):
+            continue
+        try:
+            ipaddress.IPv4Address(m.group())
+        except ValueError:
+            continue
+        yield Span("IP", m.start(), m.end())
+    for m in IPV6_RE.finditer(text):
+        value = m.group()
+        # Eight groups or a "::" contraction; "10:42:17" is a time, which ip_address refuses.
+        if value.count(":") < 7 and "::" not in value:
+            continue
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            continue
+        yield Span("IP", m.start(), m.end())
 
 
 def _known_patterns(names: Iterable[str]) -> list[tuple[str, re.Pattern]]:
@@ -665,8 +770,8 @@ def _spans_lower_name(text: str) -> Iterable[Span]:
 
 
 DETECTORS = [
-    _spans_email, _spans_url, _spans_card, _spans_iban, _spans_phone, _spans_local_phone,
-    _spans_date, _spans_address, _spans_name, _spans_lower_name,
+    _spans_email, _spans_url, _spans_card, _spans_card_extra, _spans_iban, _spans_id, _spans_ip,
+    _spans_phone, _spans_local_phone, _spans_date, _spans_address, _spans_name, _spans_lower_name,
 ]  # fmt: skip
 
 

@@ -27,7 +27,7 @@ Vous pouvez m'appeler au {PHONE:06 12 34 56 78}. Cordialement, {NAME:Amélie Dub
 Mi teléfono es {PHONE:+34 612 34 56 78}, gracias. {NAME:Javier Fernández}
 The card ending in 1111 was charged twice: {CARD:4111 1111 1111 1111}.
 I paid with {CARD:5500-0000-0000-0004} and got no confirmation.
-Card number {CARD:378282246310005}, expiry 09/27.
+Card number {CARD:378282246310005}, expiry {CARD:09/27}.
 Here is the full number: {CARD:6011111111111117} — please refund it.
 The number on the back of my order is 4111 1111 1111 1112, is that the card?
 Tracking number 9400 1000 0000 0000 0000 00 shows delivered but nothing arrived.
@@ -115,7 +115,7 @@ I have 3 devices on the plan and want to add a 4th.
 The router model is TP-Link Archer C7 v5.
 It costs $49.99 per month, which is more than advertised.
 Firmware 10.4.2 broke the Wi-Fi on my laptop.
-My account number is 00123-45 and I'd like to close it.
+My account number is {ID:00123-45} and I'd like to close it.
 My order number is 123456789 and it's late.
 The screen is 1920x1080 but it shows 1280x720.
 I bought 2 x 500ml bottles and 1 x 1L bottle.
@@ -163,7 +163,7 @@ Can I speak to a manager? This is ridiculous.
 The Sunday delivery slot is always full.
 The invoice says Hope Street Pharmacy but I never shopped there.
 Reference number RF18539007547034 came with the letter.
-My customer ID is CUST-000912 if that helps.
+My customer ID is {ID:CUST-000912} if that helps.
 The serial number is SN 4501-2233-8876.
 I need 1000 units by Q3.
 Order #77123 and #77124 were merged by mistake.
@@ -238,6 +238,35 @@ hello team, the zip broke
 i'm done with this, cancel it
 the item code is 334-2211 on the label
 room 12, building 3, call ext. 4412 if needed
+The card is {CARD:5555 5555 5555 4444}, exp {CARD:04/27}, CVV {CARD:123}.
+Expiry date: {CARD:11/2029} and the security code is {CARD:4821}.
+Gültig bis {CARD:08/26}, Prüfnummer {CARD:317}.
+My SSN is {ID:536-22-8726}, please update the tax form.
+social security number {ID:536228726} for the W-9
+The form shows 078-05-1120, is that the example number?
+my NI number is {ID:QQ 12 34 56 C}
+National Insurance: {ID:AB123456C}
+passport number {ID:X1234567}, expires {DATE:2031-05-01}
+Driver's licence number {ID:MORGA753116SM9IJ} was rejected at the counter.
+Steuer-ID {ID:12 345 678 901} bitte im Konto speichern.
+DNI {ID:12345678Z}, a nombre de {NAME:Lucía Romero}
+Bank account number {ID:31926819}, sort code {ID:60-16-13}.
+acct {ID:55120987} shows a double charge
+Member number {ID:M-2231907} on my loyalty card.
+Login fails from {IP:203.0.113.42} but works from home.
+Our office IP is {IP:198.51.100.7}, can you whitelist it?
+IPv6 {IP:2001:db8:85a3::8a2e:370:7334} is blocked by your firewall.
+Router at {IP:192.168.1.1} keeps dropping the connection.
+After the update to 1.2.3.4 the app crashes.
+Firmware 10.0.0.1 is the latest we have.
+The log says {TIME:10:42:17} for the failed payment.
+my account is 3 years old
+the security code on the gift card is scratched off
+the customer id field is empty in the app
+we use a 4-digit code 1234 for the door, not related
+Expires in 3 days, can I renew early?
+code 404 again when I open the page
+The exp 3/4 scale on the chart is confusing.
 """
 
 # Written after the scrubber was tuned on the lines above and never tuned on: a held-out check.
@@ -300,6 +329,22 @@ i'm an existing customer
 this is urgent please
 size chart says 170-1800 mm which is confusing
 call center said 3 to 5 days
+Card {CARD:4000 0566 5566 5556}, valid thru {CARD:10/28}, CVC {CARD:912}
+my ssn: {ID:219-45-1234} (needed for the credit check?)
+My social security number is {ID:412 55 9087}.
+NI number {ID:JG 10 37 29 A} is on my payslip.
+Personalausweisnummer {ID:L01X00T47}, bitte löschen.
+codice fiscale {ID:RSSMRA85T10A562S}
+Please close account no. {ID:44017782}, routing number {ID:021000021}.
+my customer number is {ID:204-55871}
+The VPN gives me {IP:172.16.254.1} and then times out.
+Blocked IP: {IP:2001:db8::1}
+Version 2.10.0.4 fixed nothing.
+It happened at {TIME:23:15:02} and again at {TIME:23:16}.
+the CVV field won't accept letters
+account settings page shows an error
+my ID card photo is blurry, can I resend it?
+use code SAVE20 at checkout
 """
 
 
