@@ -172,6 +172,11 @@ def _phone_matches(text: str) -> Iterable[Span]:
             yield Span("PHONE", m.start, m.end)
 
 
+def _cue_before(cue: re.Pattern, text: str, start: int, window: int = 30) -> re.Match | None:
+    """The cue (a pattern anchored with `$`) ending in the `window` characters before start."""
+    return cue.search(text[max(0, start - window) : start])
+
+
 # A local number without area code ("555-1234") is a phone only where the text says so.
 PHONE_CUE = re.compile(
     r"(?:\bcall(?: me)?(?: back)?(?: at| on)?|\bphone(?: number)?(?: is)?|\btel|"
@@ -186,7 +191,7 @@ LOCAL_PHONE_RE = re.compile(r"(?<![\w.,/+-])\d{3}[-. ]\d{4}(?![\w-]|[.,]\d)")
 
 def _spans_local_phone(text: str) -> Iterable[Span]:
     for m in LOCAL_PHONE_RE.finditer(text):
-        if PHONE_CUE.search(text[max(0, m.start() - 30) : m.start()]):
+        if _cue_before(PHONE_CUE, text, m.start()):
             yield Span("PHONE", m.start(), m.end())
 
 
@@ -206,7 +211,7 @@ CARD_EXTRA_RE = re.compile(
 
 def _spans_card_extra(text: str) -> Iterable[Span]:
     for m in CARD_EXTRA_RE.finditer(text):
-        cue = CARD_EXTRA_CUE.search(text[max(0, m.start() - 30) : m.start()])
+        cue = _cue_before(CARD_EXTRA_CUE, text, m.start())
         if cue and (cue.group("code") and m.group("code") or cue.group("expiry") and
                     m.group("expiry")):
             yield Span("CARD", m.start(), m.end())
@@ -251,9 +256,8 @@ def _spans_id(text: str) -> Iterable[Span]:
     for m in ID_VALUE_RE.finditer(text):
         value = m.group()
         alnum = sum(c.isalnum() for c in value)
-        if sum(c.isdigit() for c in value) >= 4 and 5 <= alnum <= 24 and ID_CUE.search(
-            text[max(0, m.start() - 40) : m.start()]
-        ):
+        digits = sum(c.isdigit() for c in value)
+        if digits >= 4 and 5 <= alnum <= 24 and _cue_before(ID_CUE, text, m.start(), 40):
             yield Span("ID", m.start(), m.end())
 
 
@@ -269,7 +273,7 @@ VERSION_CUE = re.compile(
 
 def _spans_ip(text: str) -> Iterable[Span]:
     for m in IPV4_RE.finditer(text):
-        if VERSION_CUE.search(text[max(0, m.start() - 12) : m.start()]):
+        if _cue_before(VERSION_CUE, text, m.start(), 12):
             continue
         try:
             ipaddress.IPv4Address(m.group())
@@ -757,7 +761,7 @@ def _spans_lower_name(text: str) -> Iterable[Span]:
         if (len(word) < 2 or not word[0].islower() or folded in stop or folded in ambiguous
                 or folded not in first):
             continue
-        if not LOWER_CUE.search(text[max(0, m.start() - 30) : m.start()]):
+        if not _cue_before(LOWER_CUE, text, m.start()):
             continue
         end = m.end()
         for following in tokens[i + 1 : i + 3]:

@@ -43,7 +43,6 @@ METHOD_KINDS = {
     "sft": DatasetSnapshot.Kind.SFT,
     "kto": DatasetSnapshot.Kind.KTO,
 }
-FILTER_FIELDS = ("min_agreement", "exclude_flagged", "only_reviewed", "min_annotator_weight")
 
 
 def _assistant(text):

@@ -82,6 +82,8 @@ METHOD_HELP = {
     "grpo": "online RL scored by a reward model (trl.GRPOTrainer)",
     "rloo": "online RL scored by a reward model (trl.RLOOTrainer)",
 }
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Split a JSONL of rows by prompt, train one method, print metrics as JSON lines."""
     import importlib

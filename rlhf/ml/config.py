@@ -581,13 +581,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-# Settings that only mean something inside the app: which rows a run's snapshot takes
-# (rlhf.snapshots) and which registry entry scores online RL. The file-based CLI reads its rows
-# ready-made and takes the reward model by path.
-APP_ONLY_FIELDS = frozenset(
-    {"min_agreement", "exclude_flagged", "only_reviewed", "min_annotator_weight",
-     "rating_threshold", "reward_model"}
-)
+# The TrainingConfig fields that choose which judgements a run's snapshot takes (rlhf.snapshots).
+FILTER_FIELDS = ("min_agreement", "exclude_flagged", "only_reviewed", "min_annotator_weight")
+# Settings that only mean something inside the app: the filters, KTO's rating threshold (also
+# applied when the snapshot is built) and the registry entry that scores online RL. The
+# file-based CLI reads its rows ready-made and takes the reward model by path.
+APP_ONLY_FIELDS = frozenset({*FILTER_FIELDS, "rating_threshold", "reward_model"})
 
 
 def option_fields(
